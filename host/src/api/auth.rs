@@ -1,0 +1,111 @@
+//! Who is calling. Tenants authenticate with HTTP Basic `AccountSid:AuthToken`, as the reference
+//! platform's SDKs do; operators with `Authorization: Bearer <admin token>`.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use subtle::ConstantTimeEq;
+
+use super::error::{ApiError, Code};
+use crate::accounts::Account;
+use crate::app::AppState;
+
+/// An authenticated tenant request.
+pub struct Tenant(pub Account);
+
+/// An authenticated operator request.
+pub struct Operator;
+
+/// A 401 that also tells HTTP clients which scheme to use.
+pub struct Unauthorized(ApiError);
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        let mut response = self.0.into_response();
+        response.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Basic realm=\"switchboard\""),
+        );
+        response
+    }
+}
+
+impl From<ApiError> for Unauthorized {
+    fn from(error: ApiError) -> Self {
+        Unauthorized(error)
+    }
+}
+
+fn unauthorized(message: &str) -> Unauthorized {
+    Unauthorized(ApiError::new(Code::AuthenticationRequired, message))
+}
+
+fn basic_credentials(parts: &Parts) -> Option<(String, String)> {
+    let header = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let header = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = header.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl FromRequestParts<AppState> for Tenant {
+    type Rejection = Unauthorized;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some((sid, token)) = basic_credentials(parts) else {
+            return Err(unauthorized(
+                "Authentication required: send HTTP Basic credentials AccountSid:AuthToken",
+            ));
+        };
+        match state
+            .accounts
+            .authenticate(&sid, &token)
+            .await
+            .map_err(ApiError::from)?
+        {
+            Some(account) => Ok(Tenant(account)),
+            None => Err(unauthorized(
+                "Authentication failed: the AccountSid or AuthToken is wrong, or the account is suspended",
+            )),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = Unauthorized;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = bearer_token(parts) else {
+            return Err(unauthorized(
+                "Operator authentication required: send `Authorization: Bearer <admin token>`",
+            ));
+        };
+        if bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) {
+            Ok(Operator)
+        } else {
+            Err(unauthorized(
+                "Operator authentication failed: the admin token is wrong",
+            ))
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The one table of API errors: each code with its HTTP status, a title, and what to do about it.
+//!
+//! Bodies follow the reference platform's shape, `{"code", "message", "more_info", "status"}`, so
+//! existing client SDKs surface them unchanged. `more_info` points at `/v1/Errors/{code}`, which
+//! serves the table entry.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+macro_rules! error_codes {
+    ($($variant:ident = $number:literal, $status:ident, $title:literal, $advice:literal;)*) => {
+        /// Every error the HTTP API can answer with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Code {
+            $($variant,)*
+        }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            pub fn number(self) -> u32 {
+                match self { $(Code::$variant => $number,)* }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self { $(Code::$variant => StatusCode::$status,)* }
+            }
+
+            pub fn title(self) -> &'static str {
+                match self { $(Code::$variant => $title,)* }
+            }
+
+            /// What a user should do when they see this error.
+            pub fn advice(self) -> &'static str {
+                match self { $(Code::$variant => $advice,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidParameter = 20001, BAD_REQUEST, "Invalid parameter",
+        "Check the parameter named in the message against the API reference.";
+    AuthenticationRequired = 20003, UNAUTHORIZED, "Authentication failed",
+        "Send HTTP Basic credentials AccountSid:AuthToken (tenant APIs) or `Authorization: Bearer <admin token>` (operator APIs).";
+    NotFound = 20404, NOT_FOUND, "Resource not found",
+        "Check the sid or name in the URL; resources of other accounts are never visible.";
+    MethodNotAllowed = 20405, METHOD_NOT_ALLOWED, "Method not allowed",
+        "Use one of the methods this resource supports.";
+    Conflict = 20409, CONFLICT, "Conflict",
+        "The resource changed or is in use; fetch it again and retry.";
+    PayloadTooLarge = 20413, PAYLOAD_TOO_LARGE, "Request body too large",
+        "Send a smaller body; the limit is in the message.";
+    UnsupportedMediaType = 20415, UNSUPPORTED_MEDIA_TYPE, "Unsupported content type",
+        "Send the body with the content type this endpoint expects.";
+    Busy = 20429, TOO_MANY_REQUESTS, "Too many concurrent invocations",
+        "Retry after a short pause; the host is at its configured concurrency.";
+    Internal = 20500, INTERNAL_SERVER_ERROR, "Internal error",
+        "Retry; if it persists, the operator will find the details in the host's logs.";
+    Unavailable = 20503, SERVICE_UNAVAILABLE, "Service unavailable",
+        "A dependency of the host (usually the database) did not answer; retry shortly.";
+    NotWasm = 30001, BAD_REQUEST, "Not a WebAssembly binary",
+        "Upload the .wasm file your build produced (e.g. target/wasm32-wasip2/release/NAME.wasm).";
+    NotComponent = 30002, BAD_REQUEST, "Core module, not a component",
+        "Build for the wasm32-wasip2 target (`cargo build --target wasm32-wasip2`), which produces a component, or wrap the core module with `wasm-tools component new`.";
+    WorldMismatch = 30003, UNPROCESSABLE_ENTITY, "Component does not implement the declared world",
+        "Make the module export the functions of the world named by Kind, and import only interfaces that world offers (see wit/worlds.wit).";
+    ModuleTooLarge = 30004, PAYLOAD_TOO_LARGE, "Module too large",
+        "Shrink the module (release build, strip debug info) or ask the operator to raise modules.max_upload_bytes.";
+    UnknownKind = 30005, BAD_REQUEST, "Unknown module kind",
+        "Kind must be one of telephony-handler, wait-state, workflow-rules, event-subscriber.";
+    CompileFailed = 30006, UNPROCESSABLE_ENTITY, "Module failed to compile",
+        "The component is valid wasm but could not be compiled for this host; check it uses no disabled proposal (threads, GC, exceptions).";
+    InvalidInvocationInput = 30007, BAD_REQUEST, "Invalid invocation input",
+        "The JSON body must match the module's world; the message names the field at fault.";
+}
+
+/// An error answered by the API: a code from the table plus a message saying what was wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: Code,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        ApiError::new(
+            Code::NotFound,
+            format!("The requested resource {what} was not found"),
+        )
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(Code::InvalidParameter, message)
+    }
+}
+
+/// Database and other unexpected failures become 500 or 503 with the cause logged, never shown:
+/// internal detail is not the tenant's business.
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        tracing::error!(%error, "database error");
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                ApiError::new(Code::Unavailable, "The database did not answer in time")
+            }
+            _ => ApiError::new(Code::Internal, "An internal error occurred"),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        tracing::error!(error = format!("{error:#}"), "internal error");
+        ApiError::new(Code::Internal, "An internal error occurred")
+    }
+}
+
+/// The wire body of an error.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub code: u32,
+    pub message: String,
+    pub more_info: String,
+    pub status: u16,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let body = ErrorBody {
+            code: self.code.number(),
+            message: self.message,
+            more_info: format!("/v1/Errors/{}", self.code.number()),
+            status: status.as_u16(),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_statuses_are_errors() {
+        let mut seen = HashSet::new();
+        for code in Code::ALL {
+            assert!(
+                seen.insert(code.number()),
+                "duplicate code {}",
+                code.number()
+            );
+            assert!(code.status().is_client_error() || code.status().is_server_error());
+            assert!(!code.advice().is_empty());
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! HTTP assembly: each domain's routes, the cross-cutting layers, health, metrics, the error table
+//! and the OpenAPI document.
+
+pub mod auth;
+pub mod error;
+
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+use crate::app::AppState;
+use error::{ApiError, ApiResult, Code};
+
+/// Builds the whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/Errors", get(list_errors))
+        .route("/v1/Errors/{code}", get(fetch_error))
+        .merge(crate::accounts::api::routes())
+        .merge(crate::modules::api::routes(&state.config.modules))
+        .merge(crate::metering::api::routes())
+        .fallback(not_found)
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(Code::Internal, "An internal error occurred").into_response()
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        Code::NotFound,
+        "No such endpoint; see /openapi.json for the API",
+    )
+}
+
+/// A form-encoded body (PascalCase parameters, as the reference API takes them) whose decoding
+/// errors are answered in the error table's format.
+pub struct ApiForm<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiForm<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Form::<T>::from_request(request, state).await {
+            Ok(axum::Form(value)) => Ok(ApiForm(value)),
+            Err(rejection) => Err(ApiError::invalid(rejection.body_text())),
+        }
+    }
+}
+
+/// Query parameters decoded like [`ApiForm`].
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::invalid(rejection.body_text())),
+        }
+    }
+}
+
+/// Paging parameters of list endpoints.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PageParams {
+    #[serde(default)]
+    pub page: Option<u32>,
+    #[serde(default)]
+    pub page_size: Option<u32>,
+}
+
+impl PageParams {
+    pub fn page(&self) -> u32 {
+        self.page.unwrap_or(0)
+    }
+
+    pub fn page_size(&self) -> u32 {
+        self.page_size.unwrap_or(50).clamp(1, 1000)
+    }
+}
+
+/// The `meta` block of a list envelope, as the reference `/v1` APIs return it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PageMeta {
+    pub page: u32,
+    pub page_size: u32,
+    pub first_page_url: String,
+    pub previous_page_url: Option<String>,
+    pub url: String,
+    pub next_page_url: Option<String>,
+    pub key: String,
+}
+
+/// Cuts one page out of `items` and builds the envelope `{KEY: [...], "meta": {...}}`.
+pub fn page_envelope<T: Serialize>(
+    key: &str,
+    path: &str,
+    params: &PageParams,
+    items: Vec<T>,
+) -> Response {
+    let page = params.page();
+    let size = params.page_size();
+    let start = (page as usize).saturating_mul(size as usize);
+    let total = items.len();
+    let items: Vec<T> = items.into_iter().skip(start).take(size as usize).collect();
+    let url = |p: u32| format!("{path}?PageSize={size}&Page={p}");
+    let meta = PageMeta {
+        page,
+        page_size: size,
+        first_page_url: url(0),
+        previous_page_url: (page > 0).then(|| url(page - 1)),
+        url: url(page),
+        next_page_url: (start + items.len() < total).then(|| url(page + 1)),
+        key: key.to_string(),
+    };
+    let mut body = serde_json::Map::new();
+    body.insert(
+        key.to_string(),
+        serde_json::to_value(items).unwrap_or_default(),
+    );
+    body.insert(
+        "meta".into(),
+        serde_json::to_value(meta).unwrap_or_default(),
+    );
+    Json(serde_json::Value::Object(body)).into_response()
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Health {
+    status: &'static str,
+    database: &'static str,
+}
+
+/// Liveness and database reachability.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health), (status = 503, body = Health)))]
+async fn healthz(State(state): State<AppState>) -> Response {
+    let reachable = sqlx::query("SELECT 1")
+        .execute(state.db.pool())
+        .await
+        .is_ok();
+    let (status, body) = if reachable {
+        (
+            StatusCode::OK,
+            Health {
+                status: "ok",
+                database: "ok",
+            },
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Health {
+                status: "degraded",
+                database: "unreachable",
+            },
+        )
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus metrics: invocations, traps, fuel, latency histograms, compilations.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ErrorEntry {
+    code: u32,
+    status: u16,
+    title: &'static str,
+    advice: &'static str,
+}
+
+fn entry(code: Code) -> ErrorEntry {
+    ErrorEntry {
+        code: code.number(),
+        status: code.status().as_u16(),
+        title: code.title(),
+        advice: code.advice(),
+    }
+}
+
+/// Every error code the API answers with, and what to do about each.
+#[utoipa::path(get, path = "/v1/Errors", tag = "operations", responses((status = 200, body = [ErrorEntry])))]
+async fn list_errors() -> Json<Vec<ErrorEntry>> {
+    Json(Code::ALL.iter().map(|c| entry(*c)).collect())
+}
+
+#[utoipa::path(get, path = "/v1/Errors/{code}", tag = "operations", params(("code" = u32, Path)), responses((status = 200, body = ErrorEntry), (status = 404, body = error::ErrorBody)))]
+async fn fetch_error(Path(code): Path<u32>) -> ApiResult<Json<ErrorEntry>> {
+    Code::ALL
+        .iter()
+        .find(|c| c.number() == code)
+        .map(|c| Json(entry(*c)))
+        .ok_or_else(|| ApiError::not_found(format!("/v1/Errors/{code}")))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "switchboard", description = "Multi-tenant communications platform extended with WebAssembly"),
+    paths(
+        healthz,
+        metrics,
+        list_errors,
+        fetch_error,
+        crate::accounts::api::create_account,
+        crate::accounts::api::list_accounts,
+        crate::accounts::api::fetch_account,
+        crate::accounts::api::update_account,
+        crate::modules::api::upload_module,
+        crate::modules::api::list_modules,
+        crate::modules::api::fetch_module,
+        crate::modules::api::delete_module,
+        crate::modules::api::list_versions,
+        crate::modules::api::fetch_version,
+        crate::modules::api::delete_version,
+        crate::modules::api::invoke_module,
+        crate::modules::api::runtime_stats,
+        crate::metering::api::module_usage,
+    ),
+    modifiers(&Security),
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "account",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        components.add_security_scheme(
+            "operator",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document, generated from the handlers' annotations.
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

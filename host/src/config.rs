@@ -1,0 +1,130 @@
+//! Host configuration: defaults, overridden by a TOML file, overridden by environment variables and
+//! command-line flags (the CLI applies those last two through clap's `env` support).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Everything an operator can set. Every field has a default, so an empty file is a valid config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub bind: SocketAddr,
+    /// Where the SQLite database, compiled artifacts and the generated admin token live.
+    pub data_dir: PathBuf,
+    /// `postgres://...` to use PostgreSQL; unset = SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// The operator token for `/v1/Accounts`; generated and stored in `data_dir` when unset.
+    pub admin_token: Option<String>,
+    pub limits: Limits,
+    pub modules: ModuleSettings,
+    pub runtime: RuntimeSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            admin_token: None,
+            limits: Limits::default(),
+            modules: ModuleSettings::default(),
+            runtime: RuntimeSettings::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are errors so typos do not silently fall back to defaults.
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read the config file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("the config file {} is not valid", path.display()))
+    }
+}
+
+/// Limits of one module invocation. These are the defaults; an account may override each one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// WebAssembly instructions an invocation may execute (deterministic and billable).
+    pub fuel: u64,
+    /// Wall-clock milliseconds an invocation may run, host calls included.
+    pub deadline_ms: u64,
+    /// Bytes of linear memory and tables summed over every instance of the component.
+    pub memory_bytes: u64,
+    /// Calls into host interfaces (kv, log, queues, ...) one invocation may make.
+    pub host_calls: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: 500_000_000,
+            deadline_ms: 2_000,
+            memory_bytes: 64 * 1024 * 1024,
+            host_calls: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModuleSettings {
+    /// Largest accepted upload.
+    pub max_upload_bytes: u64,
+    /// Longest a module may take to compile before the upload is refused.
+    pub compile_timeout_ms: u64,
+}
+
+impl Default for ModuleSettings {
+    fn default() -> Self {
+        ModuleSettings {
+            max_upload_bytes: 32 * 1024 * 1024,
+            compile_timeout_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeSettings {
+    /// Use the pooling instance allocator (fast instantiation). When the machine's address space
+    /// cannot hold the pool the host falls back to on-demand allocation and logs why.
+    pub pooling: bool,
+    /// Invocations running at once; more wait for a slot (and are answered 429 if none frees in
+    /// time). Also sizes the instance pool.
+    pub max_concurrent_invocations: u32,
+    /// Usage records are written in batches of at most this many rows per transaction.
+    pub usage_batch_size: usize,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
+            pooling: true,
+            max_concurrent_invocations: 256,
+            usage_batch_size: 1_000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_file_keeps_defaults_and_rejects_typos() {
+        let config: Config =
+            toml::from_str("bind = \"0.0.0.0:9000\"\n[limits]\nfuel = 5\n").expect("valid config");
+        assert_eq!(config.bind.port(), 9000);
+        assert_eq!(config.limits.fuel, 5);
+        assert_eq!(config.limits.deadline_ms, Limits::default().deadline_ms);
+        assert!(toml::from_str::<Config>("bnd = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! switchboard: a self-hostable, multi-tenant communications platform that tenants extend with
+//! WebAssembly components. See `ARCHITECTURE.md` at the repository root for the map.
+
+pub mod accounts;
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod metering;
+pub mod modules;
+pub mod runtime;
+pub mod sid;
+pub mod store;

@@ -1,0 +1,301 @@
+//! Usage records: one per module invocation, written in batches by a single writer task.
+//!
+//! An invocation hands its record to [`Meter::record`] and gets a [`Committed`] handle back. The
+//! writer groups whatever records are waiting into one multi-row insert per transaction (group
+//! commit), then resolves every handle in the batch: callers that acknowledge work to a user await
+//! the handle, so nothing is acknowledged before its usage is durable, while the hot path pays for
+//! one channel send instead of one transaction.
+
+pub mod api;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::Row;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::runtime::{Outcome, World};
+use crate::store::Db;
+
+/// What one invocation used.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UsageRecord {
+    pub account_sid: String,
+    pub module_sid: String,
+    pub module_name: String,
+    pub module_version: i64,
+    pub world: World,
+    /// Instructions executed.
+    pub fuel_consumed: u64,
+    pub wall_time_us: u64,
+    /// Most bytes of memory and tables held at once.
+    pub peak_memory_bytes: u64,
+    pub host_calls: u64,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_sid: Option<String>,
+    /// Unix milliseconds.
+    #[serde(skip)]
+    pub date_created: i64,
+}
+
+/// The writer could not commit a record.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the usage record could not be committed: {0}")]
+pub struct NotCommitted(String);
+
+/// Resolves once the record is committed to the database.
+pub struct Committed(oneshot::Receiver<Result<(), NotCommitted>>);
+
+impl Committed {
+    pub async fn wait(self) -> Result<(), NotCommitted> {
+        self.0
+            .await
+            .unwrap_or_else(|_| Err(NotCommitted("the usage writer stopped".into())))
+    }
+}
+
+enum Pending {
+    Record(Box<UsageRecord>, oneshot::Sender<Result<(), NotCommitted>>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The sending side of the usage writer. Cheap to clone.
+#[derive(Clone)]
+pub struct Meter {
+    tx: mpsc::Sender<Pending>,
+}
+
+/// Rows per insert statement: 13 parameters each stays well inside SQLite's and PostgreSQL's
+/// parameter limits.
+const ROWS_PER_STATEMENT: usize = 500;
+/// Records waiting for the writer before `record` makes invocations wait (back-pressure).
+const QUEUE_CAPACITY: usize = 65_536;
+
+impl Meter {
+    /// Starts the writer task on the current runtime.
+    pub fn start(db: Db, batch_size: usize) -> Meter {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(write_batches(db, rx, batch_size.max(1)));
+        Meter { tx }
+    }
+
+    /// Queues a record for the next batch.
+    pub async fn record(&self, usage: UsageRecord) -> Committed {
+        let (ack, done) = oneshot::channel();
+        if let Err(error) = self.tx.send(Pending::Record(Box::new(usage), ack)).await
+            && let Pending::Record(_, ack) = error.0
+        {
+            let _ = ack.send(Err(NotCommitted("the usage writer stopped".into())));
+        }
+        Committed(done)
+    }
+
+    /// Waits until every record queued before this call is committed.
+    pub async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Pending::Flush(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+async fn write_batches(db: Db, mut rx: mpsc::Receiver<Pending>, batch_size: usize) {
+    let mut batch = Vec::with_capacity(batch_size);
+    let mut flushes = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(pending) = next.take() {
+            match pending {
+                Pending::Record(record, ack) => batch.push((record, ack)),
+                Pending::Flush(ack) => flushes.push(ack),
+            }
+            if batch.len() < batch_size {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            let result = commit_with_retry(&db, &batch).await;
+            metrics::counter!("switchboard_usage_records_total").increment(batch.len() as u64);
+            for (_, ack) in batch.drain(..) {
+                let _ = ack.send(result.clone());
+            }
+        }
+        for ack in flushes.drain(..) {
+            let _ = ack.send(());
+        }
+    }
+}
+
+/// A failed commit is retried with backoff before the records are reported lost; a database that
+/// is briefly unavailable should not cost usage data.
+async fn commit_with_retry(
+    db: &Db,
+    batch: &[(Box<UsageRecord>, oneshot::Sender<Result<(), NotCommitted>>)],
+) -> Result<(), NotCommitted> {
+    let mut delay = Duration::from_millis(50);
+    let mut attempt = 0;
+    loop {
+        match commit(db, batch).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < 5 => {
+                tracing::warn!(%error, attempt, "usage batch not committed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(error) => {
+                tracing::error!(%error, records = batch.len(), "usage batch lost after retries");
+                return Err(NotCommitted(error.to_string()));
+            }
+        }
+    }
+}
+
+async fn commit(
+    db: &Db,
+    batch: &[(Box<UsageRecord>, oneshot::Sender<Result<(), NotCommitted>>)],
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO usage_records (account_sid, module_sid, module_name, module_version, world, fuel_consumed, wall_time_us, peak_memory_bytes, host_calls, outcome, call_sid, task_sid, date_created) VALUES ",
+        );
+        for row in 0..chunk.len() {
+            if row > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for column in 0..13 {
+                if column > 0 {
+                    sql.push(',');
+                }
+                sql.push('$');
+                sql.push_str(&(row * 13 + column + 1).to_string());
+            }
+            sql.push(')');
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (record, _) in chunk {
+            query = query
+                .bind(record.account_sid.clone())
+                .bind(record.module_sid.clone())
+                .bind(record.module_name.clone())
+                .bind(record.module_version)
+                .bind(record.world.as_str())
+                .bind(saturating_i64(record.fuel_consumed))
+                .bind(saturating_i64(record.wall_time_us))
+                .bind(saturating_i64(record.peak_memory_bytes))
+                .bind(saturating_i64(record.host_calls))
+                .bind(record.outcome.as_str())
+                .bind(record.call_sid.clone())
+                .bind(record.task_sid.clone())
+                .bind(record.date_created);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Totals for one module version over a time range.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ModuleUsage {
+    pub module_name: String,
+    pub module_version: i64,
+    pub world: String,
+    pub invocations: i64,
+    pub fuel_consumed: i64,
+    pub wall_time_us: i64,
+    /// The largest peak of any single invocation.
+    pub peak_memory_bytes: i64,
+    pub host_calls: i64,
+    /// Invocations per outcome (`ok`, `guest-error`, `out-of-fuel`, `deadline`, ...).
+    pub outcomes: BTreeMap<String, i64>,
+}
+
+/// Which usage to total.
+#[derive(Debug, Clone, Default)]
+pub struct UsageFilter {
+    /// Unix milliseconds, inclusive.
+    pub start: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    pub end: Option<i64>,
+    pub module_name: Option<String>,
+}
+
+/// Totals per module and version for one account, ordered by name then version.
+pub async fn module_totals(
+    db: &Db,
+    account_sid: &str,
+    filter: &UsageFilter,
+) -> Result<Vec<ModuleUsage>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT module_name, module_version, world, outcome, \
+            CAST(COUNT(*) AS BIGINT) AS invocations, \
+            CAST(SUM(fuel_consumed) AS BIGINT) AS fuel_consumed, \
+            CAST(SUM(wall_time_us) AS BIGINT) AS wall_time_us, \
+            CAST(MAX(peak_memory_bytes) AS BIGINT) AS peak_memory_bytes, \
+            CAST(SUM(host_calls) AS BIGINT) AS host_calls \
+         FROM usage_records \
+         WHERE account_sid = $1 AND date_created >= $2 AND date_created < $3 \
+           AND ($4 = '' OR module_name = $4) \
+         GROUP BY module_name, module_version, world, outcome \
+         ORDER BY module_name, module_version",
+    )
+    .bind(account_sid)
+    .bind(filter.start.unwrap_or(i64::MIN))
+    .bind(filter.end.unwrap_or(i64::MAX))
+    .bind(filter.module_name.clone().unwrap_or_default())
+    .fetch_all(db.pool())
+    .await?;
+    let mut totals: Vec<ModuleUsage> = Vec::new();
+    for row in rows {
+        let name: String = row.try_get("module_name")?;
+        let version: i64 = row.try_get("module_version")?;
+        let outcome: String = row.try_get("outcome")?;
+        let invocations: i64 = row.try_get("invocations")?;
+        let fuel: i64 = row.try_get("fuel_consumed")?;
+        let wall: i64 = row.try_get("wall_time_us")?;
+        let peak: i64 = row.try_get("peak_memory_bytes")?;
+        let host_calls: i64 = row.try_get("host_calls")?;
+        let entry = match totals.last_mut() {
+            Some(last) if last.module_name == name && last.module_version == version => last,
+            _ => {
+                totals.push(ModuleUsage {
+                    module_name: name,
+                    module_version: version,
+                    world: row.try_get("world")?,
+                    invocations: 0,
+                    fuel_consumed: 0,
+                    wall_time_us: 0,
+                    peak_memory_bytes: 0,
+                    host_calls: 0,
+                    outcomes: BTreeMap::new(),
+                });
+                totals.last_mut().ok_or(sqlx::Error::RowNotFound)?
+            }
+        };
+        entry.invocations += invocations;
+        entry.fuel_consumed += fuel;
+        entry.wall_time_us += wall;
+        entry.peak_memory_bytes = entry.peak_memory_bytes.max(peak);
+        entry.host_calls += host_calls;
+        *entry.outcomes.entry(outcome).or_default() += invocations;
+    }
+    Ok(totals)
+}
+
+/// Records per account, for tests and the benchmark to check every record arrived.
+pub async fn count_records(db: &Db, account_sid: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM usage_records WHERE account_sid = $1")
+        .bind(account_sid)
+        .fetch_one(db.pool())
+        .await
+}

@@ -1,0 +1,158 @@
+//! The database: one pool over SQLite (embedded default) or PostgreSQL (for several hosts).
+//!
+//! Every domain speaks to the database through `sqlx::Any`, so one query text serves both backends.
+//! The conventions that make that work: `$1`-style parameters (SQLite accepts them too), times as
+//! unix milliseconds in `BIGINT`, JSON as `TEXT`, and aggregates cast back to `BIGINT` (PostgreSQL's
+//! `SUM` yields `NUMERIC`, which `Any` cannot decode).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{AnyPool, ConnectOptions};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database engine backs a [`Db`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A cloneable handle on the pool, with the backend it talks to.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connects to `database_url`, or to `switchboard.db` in `data_dir` when no URL is given, and
+    /// brings the schema up to date.
+    pub async fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let db = match database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let options = AnyConnectOptions::from_str(url)
+                    .with_context(|| "the PostgreSQL database URL is not valid")?
+                    .log_statements(tracing::log::LevelFilter::Trace);
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .with_context(|| {
+                        "could not connect to PostgreSQL: check --database-url and that the server is running"
+                    })?;
+                Db {
+                    pool,
+                    backend: Backend::Postgres,
+                }
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                Self::open_sqlite(
+                    SqliteConnectOptions::from_str(url)
+                        .with_context(|| "the SQLite database URL is not valid")?,
+                )
+                .await?
+            }
+            Some(url) => anyhow::bail!(
+                "unsupported database URL {url:?}: use postgres://... or sqlite://..., or leave it unset for a SQLite file in the data directory"
+            ),
+            None => {
+                std::fs::create_dir_all(data_dir).with_context(|| {
+                    format!("could not create the data directory {}", data_dir.display())
+                })?;
+                Self::open_sqlite(
+                    SqliteConnectOptions::new().filename(data_dir.join("switchboard.db")),
+                )
+                .await?
+            }
+        };
+        let migrator = match db.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&db.pool)
+            .await
+            .context("could not apply the database migrations")?;
+        Ok(db)
+    }
+
+    /// WAL lets readers proceed while the single writer commits; `synchronous = FULL` makes every
+    /// acknowledged commit survive a crash of the process or the machine.
+    async fn open_sqlite(options: SqliteConnectOptions) -> anyhow::Result<Self> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let url = options.to_url_lossy();
+        let any = AnyConnectOptions::from_url(&url)?;
+        // `Any` re-parses the URL, which carries only the file name: pragmas are re-applied per
+        // connection instead.
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(any)
+            .await
+            .context("could not open the SQLite database")?;
+        Ok(Db {
+            pool,
+            backend: Backend::Sqlite,
+        })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The current time in unix milliseconds, the unit every table stores.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Renders stored unix milliseconds as RFC 3339, the format of every `date_*` field in `/v1` APIs.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Parses an RFC 3339 time into unix milliseconds.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
