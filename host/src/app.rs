@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -43,8 +43,11 @@ impl Deref for AppState {
 
 /// The process-wide Prometheus recorder (the `metrics` facade allows one per process).
 fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
+    static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+    let mut installed = HANDLE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(handle) = installed.as_ref() {
         return Ok(handle.clone());
     }
     let handle = PrometheusBuilder::new()
@@ -54,13 +57,9 @@ fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
         ])
         .context("invalid histogram buckets")?
         .install_recorder()
-        .or_else(|error| {
-            HANDLE
-                .get()
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("could not install the metrics recorder: {error}"))
-        })?;
-    Ok(HANDLE.get_or_init(|| handle).clone())
+        .context("could not install the metrics recorder")?;
+    *installed = Some(handle.clone());
+    Ok(handle)
 }
 
 /// The operator token: from the config (or `SWITCHBOARD_ADMIN_TOKEN`), else the one generated at

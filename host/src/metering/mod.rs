@@ -58,8 +58,11 @@ impl Committed {
     }
 }
 
+/// Where the writer reports whether a record was committed.
+type Ack = oneshot::Sender<Result<(), NotCommitted>>;
+
 enum Pending {
-    Record(Box<UsageRecord>, oneshot::Sender<Result<(), NotCommitted>>),
+    Record(Box<UsageRecord>, Ack),
     Flush(oneshot::Sender<()>),
 }
 
@@ -132,10 +135,7 @@ async fn write_batches(db: Db, mut rx: mpsc::Receiver<Pending>, batch_size: usiz
 
 /// A failed commit is retried with backoff before the records are reported lost; a database that
 /// is briefly unavailable should not cost usage data.
-async fn commit_with_retry(
-    db: &Db,
-    batch: &[(Box<UsageRecord>, oneshot::Sender<Result<(), NotCommitted>>)],
-) -> Result<(), NotCommitted> {
+async fn commit_with_retry(db: &Db, batch: &[(Box<UsageRecord>, Ack)]) -> Result<(), NotCommitted> {
     let mut delay = Duration::from_millis(50);
     let mut attempt = 0;
     loop {
@@ -155,10 +155,7 @@ async fn commit_with_retry(
     }
 }
 
-async fn commit(
-    db: &Db,
-    batch: &[(Box<UsageRecord>, oneshot::Sender<Result<(), NotCommitted>>)],
-) -> Result<(), sqlx::Error> {
+async fn commit(db: &Db, batch: &[(Box<UsageRecord>, Ack)]) -> Result<(), sqlx::Error> {
     let mut tx = db.pool().begin().await?;
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
         let mut sql = String::from(

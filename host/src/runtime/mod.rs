@@ -455,14 +455,19 @@ impl Runtime {
             stderr: None,
         };
         store.set_fuel(target.limits.fuel).map_err(host_error)?;
-        // Check the clock at every tick: yield the thread to other work while time remains, stop the
-        // guest once its deadline has passed.
+        // Check the clock at every tick: stop the guest once its deadline has passed, otherwise
+        // yield the thread. Yielding through tokio (rather than waking at once) lets the runtime
+        // poll I/O before the guest runs again, so a spinning guest cannot starve other tenants'
+        // requests of their database and network round-trips.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|context| {
             if Instant::now() >= context.data().deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {
-                Ok(UpdateDeadline::Yield(1))
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
             }
         });
         Ok(Running {
