@@ -41,12 +41,21 @@ impl WasiView for Bare {
 fn hello_wasm() -> Vec<u8> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let target = root.join("target").join("guest");
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&root)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "hello", "--target-dir"])
-        .arg(&target)
-        .status()
-        .expect("run cargo to build the hello guest");
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&root)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                "hello",
+                "--target-dir",
+            ])
+            .arg(&target)
+            .status()
+            .expect("run cargo to build the hello guest");
     assert!(status.success(), "building hello for wasm32-wasip2 failed");
     std::fs::read(target.join("wasm32-wasip2/release/hello.wasm")).expect("hello.wasm")
 }
@@ -67,7 +76,12 @@ fn call() -> (types::CallInfo, types::Trigger) {
     )
 }
 
-async fn bare_once(engine: &Engine, pre: &TelephonyHandlerPre<Bare>, call: &types::CallInfo, trigger: &types::Trigger) {
+async fn bare_once(
+    engine: &Engine,
+    pre: &TelephonyHandlerPre<Bare>,
+    call: &types::CallInfo,
+    trigger: &types::Trigger,
+) {
     let mut store = Store::new(
         engine,
         Bare {
@@ -78,12 +92,23 @@ async fn bare_once(engine: &Engine, pre: &TelephonyHandlerPre<Bare>, call: &type
     // The engine meters fuel and checks epochs, so the baseline must grant both.
     store.set_fuel(u64::MAX).expect("fuel");
     store.set_epoch_deadline(u64::MAX / 2);
-    let instance = pre.instantiate_async(&mut store).await.expect("instantiate");
-    let result = instance.call_handle(&mut store, call, trigger).await.expect("call");
+    let instance = pre
+        .instantiate_async(&mut store)
+        .await
+        .expect("instantiate");
+    let result = instance
+        .call_handle(&mut store, call, trigger)
+        .await
+        .expect("call");
     assert!(result.is_ok());
 }
 
-async fn full_once(runtime: &Runtime, target: &Target, call: &types::CallInfo, trigger: &types::Trigger) {
+async fn full_once(
+    runtime: &Runtime,
+    target: &Target,
+    call: &types::CallInfo,
+    trigger: &types::Trigger,
+) {
     let invoked = runtime.handle(target, call, trigger).await;
     assert!(invoked.result.is_ok(), "{:?}", invoked.result.err());
 }
@@ -107,7 +132,9 @@ fn machine() -> String {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     format!("{cores} cores, {cpu}")
 }
 
@@ -123,7 +150,11 @@ async fn bench() {
     let wasm = hello_wasm();
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = std::env::var("BENCH_DATABASE_URL").ok();
-    let backend = if database_url.is_some() { "PostgreSQL" } else { "SQLite" };
+    let backend = if database_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     let mut config = Config {
         data_dir: dir.path().to_path_buf(),
         database_url,
@@ -135,10 +166,21 @@ async fn bench() {
     let (account, _) = state.accounts.create("bench").await.expect("account");
     let module = state
         .registry
-        .upload(&account.sid, "hello", switchboard_host::runtime::World::TelephonyHandler, wasm.clone())
+        .upload(
+            &account.sid,
+            "hello",
+            switchboard_host::runtime::World::TelephonyHandler,
+            wasm.clone(),
+        )
         .await
         .expect("upload hello");
-    let target = Arc::new(state.registry.target(&account, &module).await.expect("target"));
+    let target = Arc::new(
+        state
+            .registry
+            .target(&account, &module)
+            .await
+            .expect("target"),
+    );
     let host = state.runtime.clone();
 
     let engine = host.engine().clone();
@@ -146,7 +188,8 @@ async fn bench() {
     let mut linker: Linker<Bare> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
     let pre = Arc::new(
-        TelephonyHandlerPre::new(linker.instantiate_pre(&component).expect("instantiate_pre")).expect("world"),
+        TelephonyHandlerPre::new(linker.instantiate_pre(&component).expect("instantiate_pre"))
+            .expect("world"),
     );
     let (call, trigger) = call();
 
@@ -173,12 +216,14 @@ async fn bench() {
 
     // Throughput: many concurrent invocations across all cores; the full path is timed until every
     // usage record it produced is committed.
+    state.meter.flush().await;
     let before = count_records(&state.db, &account.sid).await.expect("count");
     let total = THROUGHPUT_TASKS * THROUGHPUT_PER_TASK;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..THROUGHPUT_TASKS {
-        let (host, target, call, trigger) = (host.clone(), target.clone(), call.clone(), trigger.clone());
+        let (host, target, call, trigger) =
+            (host.clone(), target.clone(), call.clone(), trigger.clone());
         tasks.push(tokio::spawn(async move {
             for _ in 0..THROUGHPUT_PER_TASK {
                 full_once(&host, &target, &call, &trigger).await;
@@ -195,7 +240,8 @@ async fn bench() {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..THROUGHPUT_TASKS {
-        let (engine, pre, call, trigger) = (engine.clone(), pre.clone(), call.clone(), trigger.clone());
+        let (engine, pre, call, trigger) =
+            (engine.clone(), pre.clone(), call.clone(), trigger.clone());
         tasks.push(tokio::spawn(async move {
             for _ in 0..THROUGHPUT_PER_TASK {
                 bare_once(&engine, &pre, &call, &trigger).await;
@@ -222,5 +268,8 @@ async fn bench() {
         "  throughput ({total} invocations, {THROUGHPUT_TASKS} concurrent tasks): bare {bare_rate:.0}/s | full {full_rate:.0}/s with {persisted} usage records persisted | ratio {:.2}",
         full_rate / bare_rate
     );
-    assert_eq!(persisted as usize, total, "every usage record must be persisted");
+    assert_eq!(
+        persisted as usize, total,
+        "every usage record must be persisted"
+    );
 }

@@ -72,9 +72,9 @@ pub struct Meter {
     tx: mpsc::Sender<Pending>,
 }
 
-/// Rows per insert statement: 13 parameters each stays well inside SQLite's and PostgreSQL's
-/// parameter limits.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Rows per insert statement. A fixed size lets every full chunk reuse one prepared statement, and
+/// 13 parameters a row stays well inside SQLite's and PostgreSQL's parameter limits.
+const ROWS_PER_STATEMENT: usize = 100;
 /// Records waiting for the writer before `record` makes invocations wait (back-pressure).
 const QUEUE_CAPACITY: usize = 65_536;
 

@@ -268,7 +268,12 @@ fn pooled_config(settings: &RuntimeSettings) -> wasmtime::Config {
         .total_tables(slots.saturating_mul(8))
         .total_stacks(slots)
         .max_memories_per_module(1)
-        .max_tables_per_module(4);
+        .max_tables_per_module(4)
+        // Reset the first pages of a reused slot with memset instead of returning them to the OS:
+        // small handlers then reuse warm pages instead of taking page faults on every call.
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(64 << 10)
+        .async_stack_keep_resident(128 << 10);
     let mut config = engine_config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
