@@ -10,12 +10,15 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
 use crate::accounts::Accounts;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::metering::Meter;
 use crate::modules::Registry;
 use crate::runtime::{HostServices, Runtime};
 use crate::sid::new_secret;
 use crate::store::Db;
+use crate::store::batch::Writer;
+use crate::telephony::Telephony;
 
 /// Everything request handlers share.
 pub struct App {
@@ -25,6 +28,9 @@ pub struct App {
     pub registry: Registry,
     pub runtime: Arc<Runtime>,
     pub meter: Meter,
+    /// Group-commit writer for state changes (calls, segments, events).
+    pub writer: Writer,
+    pub telephony: Telephony,
     pub admin_token: String,
     pub metrics: PrometheusHandle,
 }
@@ -120,8 +126,22 @@ impl App {
             config.modules.clone(),
             config.limits,
         );
+        let accounts = Accounts::new(db.clone());
+        let writer = Writer::start(db.clone());
+        let telephony = Telephony::new(
+            db.clone(),
+            writer.clone(),
+            Clock::new(config.telephony.clock),
+            config.telephony.clone(),
+            registry.clone(),
+            runtime.clone(),
+            accounts.clone(),
+        );
+        telephony.recover().await?;
         let app = App {
-            accounts: Accounts::new(db.clone()),
+            accounts,
+            writer,
+            telephony,
             config,
             db,
             registry,
@@ -175,6 +195,7 @@ impl Server {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
         self.task.await??;
+        self.state.writer.flush().await;
         self.state.meter.flush().await;
         self.state.db.close().await;
         Ok(())

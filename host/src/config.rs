@@ -22,6 +22,7 @@ pub struct Config {
     pub limits: Limits,
     pub modules: ModuleSettings,
     pub runtime: RuntimeSettings,
+    pub telephony: TelephonySettings,
 }
 
 impl Default for Config {
@@ -34,6 +35,7 @@ impl Default for Config {
             limits: Limits::default(),
             modules: ModuleSettings::default(),
             runtime: RuntimeSettings::default(),
+            telephony: TelephonySettings::default(),
         }
     }
 }
@@ -110,6 +112,36 @@ impl Default for RuntimeSettings {
             pooling: true,
             max_concurrent_invocations: 256,
             usage_batch_size: 1_000,
+        }
+    }
+}
+
+/// How calls are run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelephonySettings {
+    /// `system` (real time) or `manual` (time moves only through `POST /v1/Sim/Clock`).
+    pub clock: crate::clock::ClockKind,
+    /// How fast media plays: 1.0 = real time, 10.0 = ten times faster, 0 = no waiting at all. Gather
+    /// and ring timeouts are not media and always follow the clock.
+    pub media_speed: f64,
+    /// Milliseconds to establish a connection to an HTTP application before failing over (11205).
+    pub http_connect_timeout_ms: u64,
+    /// Milliseconds for an HTTP application's whole answer before failing over (11205).
+    pub http_timeout_ms: u64,
+    /// Handler requests in a row without the caller hearing anything or pressing a key before the
+    /// call is ended as a redirect loop (11215).
+    pub max_fetches_without_progress: u32,
+}
+
+impl Default for TelephonySettings {
+    fn default() -> Self {
+        TelephonySettings {
+            clock: crate::clock::ClockKind::System,
+            media_speed: 1.0,
+            http_connect_timeout_ms: 5_000,
+            http_timeout_ms: 15_000,
+            max_fetches_without_progress: 50,
         }
     }
 }

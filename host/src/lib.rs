@@ -4,9 +4,13 @@
 pub mod accounts;
 pub mod api;
 pub mod app;
+pub mod clock;
 pub mod config;
+pub mod edge;
+pub mod events;
 pub mod metering;
 pub mod modules;
 pub mod runtime;
 pub mod sid;
 pub mod store;
+pub mod telephony;

@@ -34,7 +34,7 @@ pub fn guest(name: &str) -> Vec<u8> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let output = std::process::Command::new(cargo)
             .current_dir(workspace())
-            .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "hello", "-p", "misbehave", "--target-dir"])
+            .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "hello", "-p", "misbehave", "-p", "ivr", "-p", "ivr-desk", "--target-dir"])
             .arg(&target)
             .output()
             .map_err(|e| format!("could not run cargo: {e}"))?;
@@ -279,6 +279,269 @@ impl TestApp {
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
+    }
+}
+
+impl TestApp {
+    /// POSTs a form as the tenant.
+    pub async fn post_form(
+        &self,
+        tenant: &Tenant,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.path(path))
+            .basic_auth(&tenant.sid, Some(&tenant.token))
+            .form(form)
+            .send()
+            .await
+            .expect("POST");
+        read(response).await
+    }
+
+    /// GETs an operator endpoint.
+    pub async fn operator_get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(self.path(path))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .expect("GET");
+        read(response).await
+    }
+
+    /// Moves the host's manual clock forward.
+    pub async fn advance_clock(&self, ms: i64) -> Value {
+        let response = self
+            .client
+            .post(self.path("/v1/Sim/Clock"))
+            .bearer_auth(&self.admin_token)
+            .form(&[("AdvanceMs", ms.to_string())])
+            .send()
+            .await
+            .expect("advance the clock");
+        let (status, body) = read(response).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// The tenant's `2010-04-01` path prefix.
+    pub fn account_path(&self, tenant: &Tenant, rest: &str) -> String {
+        format!("/2010-04-01/Accounts/{}/{rest}", tenant.sid)
+    }
+
+    /// Provisions `number` for the tenant with the given voice settings (e.g. `("VoiceUrl", ..)`).
+    pub async fn buy_number(
+        &self,
+        tenant: &Tenant,
+        number: &str,
+        settings: &[(&str, &str)],
+    ) -> Value {
+        let mut form = vec![("PhoneNumber", number)];
+        form.extend_from_slice(settings);
+        let (status, body) = self
+            .post_form(
+                tenant,
+                &self.account_path(tenant, "IncomingPhoneNumbers.json"),
+                &form,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Places a sim call and returns its sid.
+    pub async fn place_call(&self, tenant: &Tenant, from: &str, to: &str) -> String {
+        let (status, body) = self
+            .post_form(tenant, "/v1/Sim/Calls", &[("From", from), ("To", to)])
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["sid"].as_str().expect("call sid").to_string()
+    }
+
+    /// Sends a sim action (`Digits`, `Hangup`, `Answer`, ...) to a call.
+    pub async fn sim(
+        &self,
+        tenant: &Tenant,
+        call_sid: &str,
+        action: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        self.post_form(tenant, &format!("/v1/Sim/Calls/{call_sid}/{action}"), form)
+            .await
+    }
+
+    /// Polls a call's timeline until `done` holds for it. Gives up (panics, showing the timeline)
+    /// after a generous bound, so a broken session fails the test instead of hanging it.
+    pub async fn wait_for(
+        &self,
+        tenant: &Tenant,
+        call_sid: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..2_000 {
+            let (status, body) = self
+                .get(tenant, &format!("/v1/Sim/Calls/{call_sid}/Timeline"))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if done(&body) {
+                return body;
+            }
+            last = body;
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the call never reached the expected state; its timeline: {last:#}");
+    }
+
+    /// Waits until the call has ended and its session is gone, and returns its timeline.
+    pub async fn wait_ended(&self, tenant: &Tenant, call_sid: &str) -> Value {
+        self.wait_for(tenant, call_sid, |t| t["live"] == json!(false))
+            .await
+    }
+}
+
+/// The `type` of each timeline entry, in order.
+pub fn experience_types(timeline: &Value) -> Vec<String> {
+    timeline["timeline"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| e["type"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the timeline has an entry of `kind` (e.g. `gather`).
+pub fn has_experience(timeline: &Value, kind: &str) -> bool {
+    experience_types(timeline).iter().any(|t| t == kind)
+}
+
+/// A request an [`HttpApp`] received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub params: Vec<(String, String)>,
+}
+
+impl Received {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// How an [`HttpApp`] answers one path.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: Option<&'static str>,
+    pub body: String,
+    /// Seconds to wait before answering (to trip the host's timeout).
+    pub delay_ms: u64,
+}
+
+impl Reply {
+    pub fn twiml(body: &str) -> Reply {
+        Reply {
+            status: 200,
+            content_type: Some("text/xml"),
+            body: body.to_string(),
+            delay_ms: 0,
+        }
+    }
+}
+
+/// A real HTTP server standing in for a tenant's web application (TwiML and status callbacks).
+pub struct HttpApp {
+    pub url: String,
+    received: Arc<std::sync::Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpApp {
+    /// Serves `routes` (path → reply); unknown paths answer 404. Records every request.
+    pub async fn start(routes: Vec<(&str, Reply)>) -> HttpApp {
+        use axum::extract::Request;
+        let routes: Arc<std::collections::HashMap<String, Reply>> = Arc::new(
+            routes
+                .into_iter()
+                .map(|(path, reply)| (path.to_string(), reply))
+                .collect(),
+        );
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = received.clone();
+        let app = axum::Router::new().fallback(move |request: Request| {
+            let routes = routes.clone();
+            let seen = seen.clone();
+            async move {
+                let path = request.uri().path().to_string();
+                let query = request.uri().query().unwrap_or_default().to_string();
+                let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                let mut params: Vec<(String, String)> =
+                    serde_urlencoded::from_str(&query).unwrap_or_default();
+                params.extend(
+                    serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+                        .unwrap_or_default(),
+                );
+                seen.lock().expect("lock").push(Received {
+                    path: path.clone(),
+                    params,
+                });
+                let Some(reply) = routes.get(&path).cloned() else {
+                    return axum::response::Response::builder()
+                        .status(404)
+                        .body(axum::body::Body::from("not found"))
+                        .expect("response");
+                };
+                if reply.delay_ms > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(reply.delay_ms)).await;
+                }
+                let mut builder = axum::response::Response::builder().status(reply.status);
+                if let Some(content_type) = reply.content_type {
+                    builder = builder.header("content-type", content_type);
+                }
+                builder
+                    .body(axum::body::Body::from(reply.body))
+                    .expect("response")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the HTTP app");
+        let addr = listener.local_addr().expect("address");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        HttpApp {
+            url: format!("http://{addr}"),
+            received,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Requests received so far, in arrival order.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for HttpApp {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

@@ -75,6 +75,54 @@ error_codes! {
         "The component is valid wasm but could not be compiled for this host; check it uses no disabled proposal (threads, GC, exceptions).";
     InvalidInvocationInput = 30007, BAD_REQUEST, "Invalid invocation input",
         "The JSON body must match the module's world; the message names the field at fault.";
+    InvalidHandlerUri = 11100, BAD_GATEWAY, "Invalid handler URI",
+        "A call was sent to a URI that is neither module:NAME[@VERSION] nor an absolute http(s) URL (relative URLs only work inside documents fetched over HTTP).";
+    HttpRetrievalFailure = 11200, BAD_GATEWAY, "HTTP retrieval failure",
+        "The HTTP application answered with a status other than 2xx; check its logs for the request with this CallSid.";
+    HttpConnectionFailure = 11205, BAD_GATEWAY, "HTTP connection failure",
+        "The HTTP application could not be reached or did not answer in time; check it is up and answers within telephony.http_timeout_ms.";
+    RedirectLoop = 11215, BAD_GATEWAY, "Too many redirects",
+        "The call was passed from handler to handler without playing anything or waiting for input; break the Redirect loop.";
+    DocumentParseFailure = 12100, BAD_GATEWAY, "Document parse failure",
+        "The HTTP application's answer is not well-formed TwiML: it must be XML with a <Response> root.";
+    SchemaValidation = 12200, BAD_GATEWAY, "Invalid instructions",
+        "An instruction uses an unknown verb or an invalid attribute value; the message names it.";
+    InvalidContentType = 12300, BAD_GATEWAY, "Invalid content type",
+        "Answer with Content-Type text/xml or application/xml (TwiML), or an audio type to play a file.";
+    ModuleNotFound = 31001, BAD_GATEWAY, "Handler module not found",
+        "The call's handler URI names a module (or version) this account does not have; upload it or fix the URI.";
+    ModuleGuestError = 31002, BAD_GATEWAY, "Handler module returned an error",
+        "The module's handle function returned Err; the message carries its text.";
+    ModuleTrapped = 31003, BAD_GATEWAY, "Handler module trapped",
+        "The module panicked or trapped (unreachable, out-of-bounds access, stack overflow); see the usage record and logs for the backtrace.";
+    ModuleOutOfFuel = 31004, BAD_GATEWAY, "Handler module ran out of fuel",
+        "The module executed more instructions than its fuel limit; make it do less per call or raise the account's FuelLimit.";
+    ModuleDeadline = 31005, BAD_GATEWAY, "Handler module exceeded its deadline",
+        "The module ran longer than its wall-clock deadline; make it faster or raise the account's DeadlineMs.";
+    ModuleMemoryLimit = 31006, BAD_GATEWAY, "Handler module exceeded its memory limit",
+        "The module grew its memory past the budget; use less or raise the account's MemoryLimitBytes.";
+    ModuleHostCallLimit = 31007, BAD_GATEWAY, "Handler module made too many host calls",
+        "The module called host interfaces more often than its limit allows; batch the calls or raise HostCallLimit.";
+    ModuleHostError = 31008, BAD_GATEWAY, "Handler module could not be run",
+        "The host could not run the module (busy or being reloaded); retry the call.";
+    VerbNotAvailable = 31009, BAD_GATEWAY, "Instruction not available",
+        "The instruction is valid but this host cannot carry it out yet (the message says which); use another instruction.";
+    UnknownNumber = 31010, NOT_FOUND, "Unknown phone number",
+        "No phone number of this account matches To; buy it with POST /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json first.";
+    CallNotLive = 31011, CONFLICT, "Call is not live",
+        "The call has ended (or is not in a state that accepts this action); fetch it to see its status.";
+    ClockNotManual = 31012, CONFLICT, "The clock is not manual",
+        "Only a host started with telephony.clock = \"manual\" can have its clock advanced.";
+}
+
+impl Code {
+    /// The entry for a numeric code, e.g. a handler failure's `ErrorCode`.
+    pub fn from_number(number: u32) -> Option<Code> {
+        Code::ALL
+            .iter()
+            .copied()
+            .find(|code| code.number() == number)
+    }
 }
 
 /// An error answered by the API: a code from the table plus a message saying what was wrong.

@@ -29,6 +29,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::accounts::api::routes())
         .merge(crate::modules::api::routes(&state.config.modules))
         .merge(crate::metering::api::routes())
+        .merge(crate::telephony::api::routes())
+        .merge(crate::edge::sim::api::routes())
+        .merge(crate::events::api::routes())
         .fallback(not_found)
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_| {
@@ -60,6 +63,50 @@ where
             Ok(axum::Form(value)) => Ok(ApiForm(value)),
             Err(rejection) => Err(ApiError::invalid(rejection.body_text())),
         }
+    }
+}
+
+/// A form-encoded body as name/value pairs, for endpoints whose parameters may repeat (the
+/// reference SDKs send `StatusCallbackEvent=ringing&StatusCallbackEvent=answered`).
+pub struct FormPairs(pub Vec<(String, String)>);
+
+impl FormPairs {
+    /// The last value given for `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Every value given for `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .collect()
+    }
+}
+
+impl<S> FromRequest<S> for FormPairs
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+            .map(FormPairs)
+            .map_err(|error| {
+                ApiError::invalid(format!(
+                    "the body is not a valid form-encoded body: {error}"
+                ))
+            })
     }
 }
 
@@ -148,6 +195,36 @@ pub fn page_envelope<T: Serialize>(
         serde_json::to_value(meta).unwrap_or_default(),
     );
     Json(serde_json::Value::Object(body)).into_response()
+}
+
+/// The list envelope of the `2010-04-01` API: `{KEY: [...], "page", "page_size", "start", "end",
+/// "uri", "first_page_uri", "next_page_uri", "previous_page_uri"}`, which its SDKs page through.
+pub fn legacy_page_envelope<T: Serialize>(
+    key: &str,
+    path: &str,
+    params: &PageParams,
+    items: Vec<T>,
+) -> Response {
+    let page = params.page();
+    let size = params.page_size();
+    let start = (page as usize).saturating_mul(size as usize);
+    let total = items.len();
+    let items: Vec<T> = items.into_iter().skip(start).take(size as usize).collect();
+    let uri = |p: u32| format!("{path}?PageSize={size}&Page={p}");
+    let count = items.len();
+    let end = (start + count).saturating_sub(1);
+    let body = serde_json::json!({
+        key: items,
+        "page": page,
+        "page_size": size,
+        "start": start,
+        "end": end,
+        "uri": uri(page),
+        "first_page_uri": uri(0),
+        "previous_page_uri": (page > 0).then(|| uri(page - 1)),
+        "next_page_uri": (start + count < total).then(|| uri(page + 1)),
+    });
+    Json(body).into_response()
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -247,6 +324,31 @@ async fn fetch_error(Path(code): Path<u32>) -> ApiResult<Json<ErrorEntry>> {
         crate::modules::api::invoke_module,
         crate::modules::api::runtime_stats,
         crate::metering::api::module_usage,
+        crate::telephony::api::create_application,
+        crate::telephony::api::list_applications,
+        crate::telephony::api::fetch_application,
+        crate::telephony::api::update_application,
+        crate::telephony::api::delete_application,
+        crate::telephony::api::create_number,
+        crate::telephony::api::list_numbers,
+        crate::telephony::api::fetch_number,
+        crate::telephony::api::update_number,
+        crate::telephony::api::delete_number,
+        crate::telephony::api::create_call,
+        crate::telephony::api::list_calls,
+        crate::telephony::api::fetch_call,
+        crate::telephony::api::update_call,
+        crate::telephony::api::list_segments,
+        crate::edge::sim::api::place_call,
+        crate::edge::sim::api::press_digits,
+        crate::edge::sim::api::hang_up,
+        crate::edge::sim::api::answer,
+        crate::edge::sim::api::reject,
+        crate::edge::sim::api::busy,
+        crate::edge::sim::api::timeline,
+        crate::edge::sim::api::clock,
+        crate::edge::sim::api::advance_clock,
+        crate::events::api::list_events,
     ),
     modifiers(&Security),
 )]

@@ -42,21 +42,7 @@ pub struct UsageRecord {
     pub date_created: i64,
 }
 
-/// The writer could not commit a record.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("the usage record could not be committed: {0}")]
-pub struct NotCommitted(String);
-
-/// Resolves once the record is committed to the database.
-pub struct Committed(oneshot::Receiver<Result<(), NotCommitted>>);
-
-impl Committed {
-    pub async fn wait(self) -> Result<(), NotCommitted> {
-        self.0
-            .await
-            .unwrap_or_else(|_| Err(NotCommitted("the usage writer stopped".into())))
-    }
-}
+pub use crate::store::batch::{Committed, NotCommitted};
 
 /// Where the writer reports whether a record was committed.
 type Ack = oneshot::Sender<Result<(), NotCommitted>>;
@@ -94,7 +80,7 @@ impl Meter {
         {
             let _ = ack.send(Err(NotCommitted("the usage writer stopped".into())));
         }
-        Committed(done)
+        Committed::new(done)
     }
 
     /// Waits until every record queued before this call is committed.
@@ -215,6 +201,10 @@ pub struct ModuleUsage {
     pub host_calls: i64,
     /// Invocations per outcome (`ok`, `guest-error`, `out-of-fuel`, `deadline`, ...).
     pub outcomes: BTreeMap<String, i64>,
+    /// Milliseconds calls spent under this module's control (the sum of its call segments).
+    pub call_ms: i64,
+    /// `call_ms` in seconds.
+    pub call_seconds: f64,
 }
 
 /// Which usage to total.
@@ -275,6 +265,8 @@ pub async fn module_totals(
                     peak_memory_bytes: 0,
                     host_calls: 0,
                     outcomes: BTreeMap::new(),
+                    call_ms: 0,
+                    call_seconds: 0.0,
                 });
                 totals.last_mut().ok_or(sqlx::Error::RowNotFound)?
             }
@@ -285,6 +277,31 @@ pub async fn module_totals(
         entry.peak_memory_bytes = entry.peak_memory_bytes.max(peak);
         entry.host_calls += host_calls;
         *entry.outcomes.entry(outcome).or_default() += invocations;
+    }
+    let segments = sqlx::query(
+        "SELECT module_name, module_version, CAST(SUM(ended_at - started_at) AS BIGINT) AS call_ms \
+         FROM call_segments \
+         WHERE account_sid = $1 AND module_name IS NOT NULL AND ended_at IS NOT NULL \
+           AND started_at >= $2 AND started_at < $3 AND ($4 = '' OR module_name = $4) \
+         GROUP BY module_name, module_version",
+    )
+    .bind(account_sid)
+    .bind(filter.start.unwrap_or(i64::MIN))
+    .bind(filter.end.unwrap_or(i64::MAX))
+    .bind(filter.module_name.clone().unwrap_or_default())
+    .fetch_all(db.pool())
+    .await?;
+    for row in segments {
+        let name: String = row.try_get("module_name")?;
+        let version: i64 = row.try_get("module_version")?;
+        let call_ms: i64 = row.try_get("call_ms")?;
+        if let Some(entry) = totals
+            .iter_mut()
+            .find(|t| t.module_name == name && t.module_version == version)
+        {
+            entry.call_ms = call_ms;
+            entry.call_seconds = call_ms as f64 / 1000.0;
+        }
     }
     Ok(totals)
 }

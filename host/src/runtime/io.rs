@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::bindings::types as wit;
 use crate::sid::new_sid;
 
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CallDirection {
     #[default]
@@ -17,7 +17,7 @@ pub enum CallDirection {
     OutboundDial,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CallStatus {
     Queued,
@@ -29,6 +29,60 @@ pub enum CallStatus {
     Failed,
     NoAnswer,
     Canceled,
+}
+
+impl CallDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallDirection::Inbound => "inbound",
+            CallDirection::OutboundApi => "outbound-api",
+            CallDirection::OutboundDial => "outbound-dial",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Inbound, Self::OutboundApi, Self::OutboundDial]
+            .into_iter()
+            .find(|d| d.as_str() == text)
+    }
+}
+
+impl CallStatus {
+    pub const ALL: [CallStatus; 8] = [
+        CallStatus::Queued,
+        CallStatus::Ringing,
+        CallStatus::InProgress,
+        CallStatus::Completed,
+        CallStatus::Busy,
+        CallStatus::Failed,
+        CallStatus::NoAnswer,
+        CallStatus::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Queued => "queued",
+            CallStatus::Ringing => "ringing",
+            CallStatus::InProgress => "in-progress",
+            CallStatus::Completed => "completed",
+            CallStatus::Busy => "busy",
+            CallStatus::Failed => "failed",
+            CallStatus::NoAnswer => "no-answer",
+            CallStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the call is over.
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            CallStatus::Queued | CallStatus::Ringing | CallStatus::InProgress
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -92,6 +146,19 @@ pub enum DialStatus {
     NoAnswer,
     Failed,
     Canceled,
+}
+
+impl DialStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DialStatus::Completed => "completed",
+            DialStatus::Answered => "answered",
+            DialStatus::Busy => "busy",
+            DialStatus::NoAnswer => "no-answer",
+            DialStatus::Failed => "failed",
+            DialStatus::Canceled => "canceled",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]

@@ -5,6 +5,8 @@
 //! unix milliseconds in `BIGINT`, JSON as `TEXT`, and aggregates cast back to `BIGINT` (PostgreSQL's
 //! `SUM` yields `NUMERIC`, which `Any` cannot decode).
 
+pub mod batch;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -145,6 +147,18 @@ pub fn rfc3339(ms: i64) -> String {
         .ok()
         .and_then(|t| {
             t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Renders stored unix milliseconds as RFC 2822 (`Tue, 31 Aug 2010 20:36:28 +0000`), the date
+/// format of the reference platform's `2010-04-01` API.
+pub fn rfc2822(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc2822)
                 .ok()
         })
         .unwrap_or_default()

@@ -1,7 +1,9 @@
 //! A telephony handler that misbehaves on request, for the host's end-to-end tests.
 //!
 //! The call's `to` field picks the behaviour, so one component covers every case and a test only
-//! has to choose the number it dials:
+//! has to choose the number it dials. On a real call, where `to` is a phone number (`+...`), the
+//! caller's `from` picks it instead. When the module runs as a fallback (the call carries the
+//! primary's failure) it says which error it recovers from, whatever the behaviour.
 //!
 //! | `to` | behaviour |
 //! |---|---|
@@ -25,7 +27,21 @@ struct Misbehave;
 
 impl Guest for Misbehave {
     fn handle(call: CallInfo, _trigger: Trigger) -> Result<Vec<Instruction>, String> {
-        match call.to.as_str() {
+        if let Some(failure) = &call.failure {
+            return Ok(vec![
+                telephony::say(format!(
+                    "recovered from error {} at {}",
+                    failure.code, failure.uri
+                )),
+                telephony::hangup(),
+            ]);
+        }
+        let behaviour = if call.to.starts_with('+') {
+            call.from.as_str()
+        } else {
+            call.to.as_str()
+        };
+        match behaviour {
             "loop" => spin(),
             "grow" => grow(),
             "trap" => panic!("misbehave asked to trap"),

@@ -1,0 +1,174 @@
+//! Group commit for state changes: many small writes from many tasks, one transaction per batch.
+//!
+//! A call session changes state several times a second per call; a transaction per change would cap
+//! the host at what the disk can sync. Writers hand a [`Change`] (a few statements that belong
+//! together, e.g. a call's new status and the event announcing it) to the [`Writer`] and get a
+//! [`Committed`] handle back. The writer task commits whatever is waiting as one transaction, then
+//! resolves every handle in it. Whoever acknowledges or announces the change awaits the handle
+//! first, so nothing is acknowledged before it is durable. Changes commit in submission order.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::Db;
+
+/// The writer could not commit a change.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the change could not be committed: {0}")]
+pub struct NotCommitted(pub String);
+
+/// Resolves once a change (or usage record) is committed to the database.
+pub struct Committed(oneshot::Receiver<Result<(), NotCommitted>>);
+
+impl Committed {
+    pub fn new(receiver: oneshot::Receiver<Result<(), NotCommitted>>) -> Self {
+        Committed(receiver)
+    }
+
+    pub async fn wait(self) -> Result<(), NotCommitted> {
+        self.0
+            .await
+            .unwrap_or_else(|_| Err(NotCommitted("the database writer stopped".into())))
+    }
+}
+
+/// A bound parameter.
+#[derive(Debug, Clone)]
+pub enum Param {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+impl From<&str> for Param {
+    fn from(value: &str) -> Self {
+        Param::Text(Some(value.to_string()))
+    }
+}
+
+impl From<String> for Param {
+    fn from(value: String) -> Self {
+        Param::Text(Some(value))
+    }
+}
+
+impl From<Option<String>> for Param {
+    fn from(value: Option<String>) -> Self {
+        Param::Text(value)
+    }
+}
+
+impl From<i64> for Param {
+    fn from(value: i64) -> Self {
+        Param::Int(Some(value))
+    }
+}
+
+impl From<Option<i64>> for Param {
+    fn from(value: Option<i64>) -> Self {
+        Param::Int(value)
+    }
+}
+
+/// One statement of a change. The SQL is static so the connection's statement cache reuses it.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub sql: &'static str,
+    pub params: Vec<Param>,
+}
+
+impl Statement {
+    pub fn new(sql: &'static str, params: Vec<Param>) -> Self {
+        Statement { sql, params }
+    }
+
+    async fn execute(&self, conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+        let mut query = sqlx::query(self.sql);
+        for param in &self.params {
+            query = match param {
+                Param::Text(value) => query.bind(value.clone()),
+                Param::Int(value) => query.bind(*value),
+            };
+        }
+        query.execute(conn).await.map(|_| ())
+    }
+}
+
+/// Statements that commit together or not at all.
+pub type Change = Vec<Statement>;
+
+type Ack = oneshot::Sender<Result<(), NotCommitted>>;
+
+/// The sending side of the writer. Cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::UnboundedSender<(Change, Ack)>,
+}
+
+/// Changes per transaction at most: bounds how long one commit holds SQLite's write lock.
+const BATCH_LIMIT: usize = 512;
+
+impl Writer {
+    /// Starts the writer task on the current runtime.
+    pub fn start(db: Db) -> Writer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_batches(db, rx));
+        Writer { tx }
+    }
+
+    /// Queues a change for the next batch.
+    pub fn submit(&self, change: Change) -> Committed {
+        let (ack, done) = oneshot::channel();
+        if let Err(error) = self.tx.send((change, ack)) {
+            let (_, ack) = error.0;
+            let _ = ack.send(Err(NotCommitted("the database writer stopped".into())));
+        }
+        Committed(done)
+    }
+
+    /// Waits until every change submitted before this call is committed.
+    pub async fn flush(&self) {
+        let _ = self.submit(Vec::new()).wait().await;
+    }
+}
+
+async fn write_batches(db: Db, mut rx: mpsc::UnboundedReceiver<(Change, Ack)>) {
+    let mut batch = Vec::with_capacity(BATCH_LIMIT);
+    while rx.recv_many(&mut batch, BATCH_LIMIT).await > 0 {
+        let result = commit_with_retry(&db, &batch).await;
+        metrics::counter!("switchboard_state_changes_total").increment(batch.len() as u64);
+        for (_, ack) in batch.drain(..) {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
+
+/// A database that is briefly unavailable should not lose changes: retry with backoff, then report.
+async fn commit_with_retry(db: &Db, batch: &[(Change, Ack)]) -> Result<(), NotCommitted> {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 0.. {
+        match commit(db, batch).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < 5 => {
+                tracing::warn!(%error, attempt, "state changes not committed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(error) => {
+                tracing::error!(%error, changes = batch.len(), "state changes lost after retries");
+                return Err(NotCommitted(error.to_string()));
+            }
+        }
+    }
+    Err(NotCommitted("unreachable retry loop end".into()))
+}
+
+async fn commit(db: &Db, batch: &[(Change, Ack)]) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    for (change, _) in batch {
+        for statement in change {
+            statement.execute(&mut tx).await?;
+        }
+    }
+    tx.commit().await
+}

@@ -1,0 +1,434 @@
+//! Call records: what is stored and shown of each call (`Calls.json`), its segments and timeline.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::runtime::io::{CallDirection, CallStatus};
+use crate::store::batch::Statement;
+use crate::store::{Db, rfc2822, rfc3339};
+
+/// Who ended a call, or a stretch of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Party {
+    /// The caller (or, on an outbound call, the called party) hung up.
+    Caller,
+    /// The dialled party of a bridge hung up.
+    Callee,
+    /// The handler said so (`hangup`, `reject`, or its instructions ran out).
+    Application,
+    /// `POST Calls/{Sid}.json` with `Status=completed`.
+    Api,
+    /// The host ended it: an application error, a timeout, shutdown.
+    System,
+}
+
+impl Party {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Party::Caller => "caller",
+            Party::Callee => "callee",
+            Party::Application => "application",
+            Party::Api => "api",
+            Party::System => "system",
+        }
+    }
+}
+
+/// A call as stored.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    pub sid: String,
+    pub account_sid: String,
+    pub parent_call_sid: Option<String>,
+    pub phone_number_sid: Option<String>,
+    pub application_sid: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub direction: CallDirection,
+    pub status: CallStatus,
+    pub url: Option<String>,
+    pub fallback_url: Option<String>,
+    pub status_callback: Option<String>,
+    pub status_callback_method: String,
+    /// Which of initiated, ringing, answered, completed go to `status_callback`.
+    pub status_callback_events: Vec<String>,
+    /// When the call was answered.
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+    pub ended_by: Option<Party>,
+    pub date_created: i64,
+    pub date_updated: i64,
+}
+
+impl CallRecord {
+    pub fn insert(&self) -> Statement {
+        Statement::new(
+            "INSERT INTO calls (sid, account_sid, parent_call_sid, phone_number_sid, application_sid, from_number, to_number, direction, status, url, fallback_url, status_callback, status_callback_method, status_callback_events, start_time, end_time, date_created, date_updated)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+            vec![
+                self.sid.clone().into(),
+                self.account_sid.clone().into(),
+                self.parent_call_sid.clone().into(),
+                self.phone_number_sid.clone().into(),
+                self.application_sid.clone().into(),
+                self.from.clone().into(),
+                self.to.clone().into(),
+                self.direction.as_str().into(),
+                self.status.as_str().into(),
+                self.url.clone().into(),
+                self.fallback_url.clone().into(),
+                self.status_callback.clone().into(),
+                self.status_callback_method.clone().into(),
+                self.status_callback_events.join(" ").into(),
+                self.start_time.into(),
+                self.end_time.into(),
+                self.date_created.into(),
+                self.date_updated.into(),
+            ],
+        )
+    }
+
+    /// Stores the status and times as they are now.
+    pub fn update_status(&self) -> Statement {
+        Statement::new(
+            "UPDATE calls SET status = $2, start_time = $3, end_time = $4, ended_by = $5, date_updated = $6 WHERE sid = $1",
+            vec![
+                self.sid.clone().into(),
+                self.status.as_str().into(),
+                self.start_time.into(),
+                self.end_time.into(),
+                self.ended_by.map(|p| p.as_str().to_string()).into(),
+                self.date_updated.into(),
+            ],
+        )
+    }
+
+    /// Stores the timeline of an ended call.
+    pub fn store_timeline(&self, timeline: &[TimelineEntry]) -> Statement {
+        Statement::new(
+            "UPDATE calls SET timeline = $2 WHERE sid = $1",
+            vec![
+                self.sid.clone().into(),
+                serde_json::to_string(timeline).unwrap_or_default().into(),
+            ],
+        )
+    }
+
+    /// The call's URL path on the `2010-04-01` API.
+    pub fn uri(&self) -> String {
+        format!(
+            "/2010-04-01/Accounts/{}/Calls/{}.json",
+            self.account_sid, self.sid
+        )
+    }
+
+    /// Seconds from answer to end (or to now, while live).
+    pub fn duration_seconds(&self, now_ms: i64) -> Option<i64> {
+        let start = self.start_time?;
+        Some((self.end_time.unwrap_or(now_ms) - start).max(0) / 1000)
+    }
+
+    pub fn resource(&self) -> CallResource {
+        CallResource {
+            sid: self.sid.clone(),
+            account_sid: self.account_sid.clone(),
+            parent_call_sid: self.parent_call_sid.clone(),
+            phone_number_sid: self.phone_number_sid.clone(),
+            to: self.to.clone(),
+            to_formatted: self.to.clone(),
+            from: self.from.clone(),
+            from_formatted: self.from.clone(),
+            status: self.status,
+            direction: self.direction,
+            start_time: self.start_time.map(rfc2822),
+            end_time: self.end_time.map(rfc2822),
+            duration: self
+                .end_time
+                .and(self.duration_seconds(0))
+                .map(|s| s.to_string())
+                .or_else(|| self.end_time.map(|_| "0".to_string())),
+            ended_by: self.ended_by,
+            answered_by: None,
+            api_version: "2010-04-01",
+            price: None,
+            price_unit: "USD",
+            caller_name: None,
+            forwarded_from: None,
+            date_created: rfc2822(self.date_created),
+            date_updated: rfc2822(self.date_updated),
+            subresource_uris: serde_json::json!({
+                "segments": format!("/v1/Calls/{}/Segments", self.sid),
+                "timeline": format!("/v1/Sim/Calls/{}/Timeline", self.sid),
+            }),
+            uri: self.uri(),
+        }
+    }
+
+    pub fn from_row(row: &AnyRow) -> Result<CallRecord, sqlx::Error> {
+        let direction: String = row.try_get("direction")?;
+        let status: String = row.try_get("status")?;
+        let events: String = row.try_get("status_callback_events")?;
+        let ended_by: Option<String> = row.try_get("ended_by")?;
+        Ok(CallRecord {
+            sid: row.try_get("sid")?,
+            account_sid: row.try_get("account_sid")?,
+            parent_call_sid: row.try_get("parent_call_sid")?,
+            phone_number_sid: row.try_get("phone_number_sid")?,
+            application_sid: row.try_get("application_sid")?,
+            from: row.try_get("from_number")?,
+            to: row.try_get("to_number")?,
+            direction: CallDirection::parse(&direction).unwrap_or_default(),
+            status: CallStatus::parse(&status).unwrap_or(CallStatus::Failed),
+            url: row.try_get("url")?,
+            fallback_url: row.try_get("fallback_url")?,
+            status_callback: row.try_get("status_callback")?,
+            status_callback_method: row.try_get("status_callback_method")?,
+            status_callback_events: events.split_whitespace().map(str::to_string).collect(),
+            start_time: row.try_get("start_time")?,
+            end_time: row.try_get("end_time")?,
+            ended_by: match ended_by.as_deref() {
+                Some("caller") => Some(Party::Caller),
+                Some("callee") => Some(Party::Callee),
+                Some("application") => Some(Party::Application),
+                Some("api") => Some(Party::Api),
+                Some("system") => Some(Party::System),
+                _ => None,
+            },
+            date_created: row.try_get("date_created")?,
+            date_updated: row.try_get("date_updated")?,
+        })
+    }
+}
+
+/// The `Call` resource, wire-compatible with the reference API.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CallResource {
+    pub sid: String,
+    pub account_sid: String,
+    pub parent_call_sid: Option<String>,
+    pub phone_number_sid: Option<String>,
+    pub to: String,
+    pub to_formatted: String,
+    pub from: String,
+    pub from_formatted: String,
+    pub status: CallStatus,
+    pub direction: CallDirection,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    /// Whole seconds from answer to end, once ended.
+    pub duration: Option<String>,
+    /// Who ended the call, once ended.
+    pub ended_by: Option<Party>,
+    pub answered_by: Option<String>,
+    pub api_version: &'static str,
+    pub price: Option<String>,
+    pub price_unit: &'static str,
+    pub caller_name: Option<String>,
+    pub forwarded_from: Option<String>,
+    pub date_created: String,
+    pub date_updated: String,
+    #[schema(value_type = Object)]
+    pub subresource_uris: serde_json::Value,
+    pub uri: String,
+}
+
+/// What the caller experienced at one moment.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Experience {
+    /// The call's status changed.
+    Status { status: String },
+    /// Speech was played.
+    Say {
+        text: String,
+        voice: Option<String>,
+        language: Option<String>,
+        duration_ms: i64,
+    },
+    /// Audio was played. The duration is known once the media layer has decoded the file.
+    Play {
+        url: String,
+        duration_ms: Option<i64>,
+    },
+    /// Silence.
+    Pause { duration_ms: i64 },
+    /// The call began listening for keys.
+    Gather {
+        num_digits: Option<u32>,
+        timeout_seconds: u32,
+        finish_on_key: Option<String>,
+    },
+    /// Listening ended.
+    GatherEnded { digits: String, timed_out: bool },
+    /// The caller pressed keys.
+    Digits { digits: String },
+    /// The call started ringing another party.
+    Dialing { call_sid: String, to: String },
+    /// The caller was connected to another call.
+    Bridged { call_sid: String, to: String },
+    /// The connection to another call ended.
+    Unbridged { call_sid: String, duration_ms: i64 },
+    /// Both the handler and its fallback failed; the caller heard the application-error message.
+    ApplicationError { code: u32, message: String },
+    /// The call ended.
+    Hangup { by: Party },
+}
+
+/// One line of a timeline.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct TimelineEntry {
+    /// Milliseconds since the call was created, on the host's clock.
+    pub offset_ms: i64,
+    /// RFC 3339.
+    pub time: String,
+    #[serde(flatten)]
+    pub experience: Experience,
+}
+
+impl TimelineEntry {
+    pub fn new(created_ms: i64, now_ms: i64, experience: Experience) -> Self {
+        TimelineEntry {
+            offset_ms: now_ms - created_ms,
+            time: rfc3339(now_ms),
+            experience,
+        }
+    }
+}
+
+/// One stretch of a call under one handler, with what it used.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Segment {
+    pub call_sid: String,
+    /// 1 for the first handler of the call, then 2, 3, ...
+    pub position: i64,
+    /// `module:NAME@VERSION` or the URL.
+    pub uri: String,
+    pub module_name: Option<String>,
+    pub module_version: Option<i64>,
+    pub start_time: String,
+    pub end_time: Option<String>,
+    /// Milliseconds this handler was in control; grows while the segment is open.
+    pub duration_ms: i64,
+    pub invocations: i64,
+    pub fuel_consumed: i64,
+    pub wall_time_us: i64,
+    /// Milliseconds of speech and audio played.
+    pub media_ms: i64,
+    /// Characters sent to speech synthesis.
+    pub tts_characters: i64,
+}
+
+pub async fn get(db: &Db, account_sid: &str, sid: &str) -> Result<Option<CallRecord>, sqlx::Error> {
+    sqlx::query("SELECT * FROM calls WHERE account_sid = $1 AND sid = $2")
+        .bind(account_sid)
+        .bind(sid)
+        .fetch_optional(db.pool())
+        .await?
+        .as_ref()
+        .map(CallRecord::from_row)
+        .transpose()
+}
+
+/// Filters of `GET Calls.json`.
+#[derive(Debug, Default)]
+pub struct CallFilter {
+    pub to: Option<String>,
+    pub from: Option<String>,
+    pub status: Option<String>,
+    pub parent_call_sid: Option<String>,
+}
+
+pub async fn list(
+    db: &Db,
+    account_sid: &str,
+    filter: &CallFilter,
+) -> Result<Vec<CallRecord>, sqlx::Error> {
+    sqlx::query(
+        "SELECT * FROM calls WHERE account_sid = $1 AND ($2 IS NULL OR to_number = $2) AND ($3 IS NULL OR from_number = $3)
+           AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR parent_call_sid = $5)
+         ORDER BY date_created DESC, sid",
+    )
+    .bind(account_sid)
+    .bind(filter.to.clone())
+    .bind(filter.from.clone())
+    .bind(filter.status.clone())
+    .bind(filter.parent_call_sid.clone())
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(CallRecord::from_row)
+    .collect()
+}
+
+pub async fn stored_timeline(
+    db: &Db,
+    account_sid: &str,
+    sid: &str,
+) -> Result<Option<Vec<TimelineEntry>>, sqlx::Error> {
+    let timeline: Option<Option<String>> =
+        sqlx::query_scalar("SELECT timeline FROM calls WHERE account_sid = $1 AND sid = $2")
+            .bind(account_sid)
+            .bind(sid)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(timeline.map(|text| {
+        text.and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }))
+}
+
+pub async fn segments(
+    db: &Db,
+    account_sid: &str,
+    call_sid: &str,
+    now_ms: i64,
+) -> Result<Vec<Segment>, sqlx::Error> {
+    sqlx::query(
+        "SELECT * FROM call_segments WHERE account_sid = $1 AND call_sid = $2 ORDER BY position",
+    )
+    .bind(account_sid)
+    .bind(call_sid)
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(|row| {
+        let started: i64 = row.try_get("started_at")?;
+        let ended: Option<i64> = row.try_get("ended_at")?;
+        Ok(Segment {
+            call_sid: row.try_get("call_sid")?,
+            position: row.try_get("position")?,
+            uri: row.try_get("uri")?,
+            module_name: row.try_get("module_name")?,
+            module_version: row.try_get("module_version")?,
+            start_time: rfc3339(started),
+            end_time: ended.map(rfc3339),
+            duration_ms: ended.unwrap_or(now_ms) - started,
+            invocations: row.try_get("invocations")?,
+            fuel_consumed: row.try_get("fuel_consumed")?,
+            wall_time_us: row.try_get("wall_time_us")?,
+            media_ms: row.try_get("media_ms")?,
+            tts_characters: row.try_get("tts_characters")?,
+        })
+    })
+    .collect()
+}
+
+/// Calls that were live when the host stopped cannot resume (their media and callers are gone):
+/// at start they are ended as failed, so no call stays "in-progress" forever.
+pub async fn fail_interrupted(db: &Db, now_ms: i64) -> Result<u64, sqlx::Error> {
+    let ended = sqlx::query(
+        "UPDATE calls SET status = 'failed', end_time = $1, ended_by = 'system', date_updated = $1
+         WHERE status IN ('queued', 'ringing', 'in-progress')",
+    )
+    .bind(now_ms)
+    .execute(db.pool())
+    .await?
+    .rows_affected();
+    sqlx::query("UPDATE call_segments SET ended_at = $1 WHERE ended_at IS NULL")
+        .bind(now_ms)
+        .execute(db.pool())
+        .await?;
+    Ok(ended)
+}

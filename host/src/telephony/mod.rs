@@ -1,0 +1,361 @@
+//! Telephony: applications, phone numbers, call sessions and the instruction interpreter.
+//!
+//! The facade is [`Telephony`]: edges hand it calls (`incoming`), the REST API creates outbound
+//! calls and steers live ones (`outbound`, `command`), and readers get records, timelines and
+//! segments. Each call runs as one [`session::Session`] task.
+
+pub mod api;
+pub mod calls;
+pub mod handler;
+pub mod resources;
+pub mod session;
+pub mod twiml;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::accounts::{Account, Accounts};
+use crate::api::error::{ApiError, ApiResult, Code};
+use crate::clock::Clock;
+use crate::config::TelephonySettings;
+use crate::modules::Registry;
+use crate::runtime::Runtime;
+use crate::runtime::io::{CallDirection, CallStatus};
+use crate::sid::new_sid;
+use crate::store::Db;
+use crate::store::batch::Writer;
+use calls::{CallRecord, CallResource, Segment, TimelineEntry};
+use session::{Action, Command, Handlers, Leg, Session};
+
+/// A live call (or dialled leg) as the registry knows it.
+#[derive(Clone)]
+pub(crate) struct Live {
+    account_sid: String,
+    /// The owning session's channel (a dialled leg shares its parent's).
+    commands: mpsc::UnboundedSender<Command>,
+    leg: Leg,
+}
+
+/// What sessions share.
+pub struct Core {
+    pub db: Db,
+    pub writer: Writer,
+    pub clock: Clock,
+    pub settings: TelephonySettings,
+    pub registry: Registry,
+    pub runtime: Arc<Runtime>,
+    pub accounts: Accounts,
+    pub http: reqwest::Client,
+    live: Mutex<HashMap<String, Live>>,
+}
+
+impl Core {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+        self.live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn register(&self, call_sid: &str, live: Live) {
+        self.live().insert(call_sid.to_string(), live);
+    }
+
+    /// Registers a dialled leg so commands for it reach its parent's session.
+    pub(crate) fn register_leg(
+        &self,
+        call_sid: &str,
+        account_sid: &str,
+        parent_sid: &str,
+        leg: Leg,
+    ) {
+        let mut live = self.live();
+        if let Some(parent) = live.get(parent_sid).cloned() {
+            live.insert(
+                call_sid.to_string(),
+                Live {
+                    account_sid: account_sid.to_string(),
+                    commands: parent.commands,
+                    leg,
+                },
+            );
+        }
+    }
+
+    pub(crate) fn unregister(&self, call_sid: &str) {
+        self.live().remove(call_sid);
+    }
+
+    fn find_live(&self, account_sid: &str, call_sid: &str) -> Option<Live> {
+        self.live()
+            .get(call_sid)
+            .filter(|live| live.account_sid == account_sid)
+            .cloned()
+    }
+}
+
+/// The telephony facade. Cheap to clone.
+#[derive(Clone)]
+pub struct Telephony(Arc<Core>);
+
+/// An outbound call as the REST API asks for it.
+#[derive(Debug, Clone)]
+pub struct OutboundCall {
+    pub to: String,
+    pub from: String,
+    pub handlers: Handlers,
+    pub application_sid: Option<String>,
+    pub status_callback: Option<String>,
+    pub status_callback_method: String,
+    pub status_callback_events: Vec<String>,
+    /// Seconds to ring before `no-answer`.
+    pub timeout_seconds: u32,
+}
+
+impl Telephony {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        db: Db,
+        writer: Writer,
+        clock: Clock,
+        settings: TelephonySettings,
+        registry: Registry,
+        runtime: Arc<Runtime>,
+        accounts: Accounts,
+    ) -> Self {
+        let http = handler::http_client(&settings);
+        Telephony(Arc::new(Core {
+            db,
+            writer,
+            clock,
+            settings,
+            registry,
+            runtime,
+            accounts,
+            http,
+            live: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.0.clock
+    }
+
+    /// Calls running now, dialled legs included.
+    pub fn live_calls(&self) -> usize {
+        self.0.live().len()
+    }
+
+    /// Whether the call is running now.
+    pub fn is_live(&self, account_sid: &str, call_sid: &str) -> bool {
+        self.0.find_live(account_sid, call_sid).is_some()
+    }
+
+    /// Ends calls a previous run left live (see [`calls::fail_interrupted`]).
+    pub async fn recover(&self) -> anyhow::Result<()> {
+        let ended = calls::fail_interrupted(&self.0.db, self.0.clock.now_ms()).await?;
+        if ended > 0 {
+            tracing::warn!(
+                calls = ended,
+                "calls that were live when the host stopped were ended as failed"
+            );
+        }
+        Ok(())
+    }
+
+    /// An inbound call from the network to `to`, placed by `account`'s edge. The call is committed
+    /// before this returns; its session then runs on its own.
+    pub async fn incoming(
+        &self,
+        account: &Account,
+        from: &str,
+        to: &str,
+    ) -> ApiResult<CallResource> {
+        let routing = resources::route_number(&self.0.db, to).await?;
+        let Some(routing) = routing.filter(|r| r.account_sid == account.sid) else {
+            return Err(ApiError::new(
+                Code::UnknownNumber,
+                format!("The call to {to} was rejected: no phone number of this account is {to}"),
+            ));
+        };
+        let now = self.0.clock.now_ms();
+        let record = CallRecord {
+            sid: new_sid("CA"),
+            account_sid: account.sid.clone(),
+            parent_call_sid: None,
+            phone_number_sid: Some(routing.phone_number_sid.clone()),
+            application_sid: routing.application_sid.clone(),
+            from: from.to_string(),
+            to: to.to_string(),
+            direction: CallDirection::Inbound,
+            status: CallStatus::Ringing,
+            url: routing.voice.voice_url.clone(),
+            fallback_url: routing.voice.voice_fallback_url.clone(),
+            status_callback: routing.voice.status_callback.clone(),
+            status_callback_method: routing.voice.status_callback_method.clone(),
+            status_callback_events: Vec::new(),
+            start_time: None,
+            end_time: None,
+            ended_by: None,
+            date_created: now,
+            date_updated: now,
+        };
+        self.0
+            .writer
+            .submit(vec![record.insert()])
+            .wait()
+            .await
+            .map_err(|error| ApiError::new(Code::Unavailable, error.to_string()))?;
+        let handlers = routing.voice.voice_url.clone().map(|url| Handlers {
+            url,
+            method: routing.voice.voice_method.clone(),
+            fallback_url: routing.voice.voice_fallback_url.clone(),
+            fallback_method: routing.voice.voice_fallback_method.clone(),
+        });
+        let resource = record.resource();
+        Session::start(self.0.clone(), account.clone(), record, handlers, 0);
+        Ok(resource)
+    }
+
+    /// An outbound call placed through the REST API: it rings the called party, which answers
+    /// through the edge; then `handlers` drive it.
+    pub async fn outbound(&self, account: &Account, call: OutboundCall) -> ApiResult<CallResource> {
+        let now = self.0.clock.now_ms();
+        let record = CallRecord {
+            sid: new_sid("CA"),
+            account_sid: account.sid.clone(),
+            parent_call_sid: None,
+            phone_number_sid: None,
+            application_sid: call.application_sid.clone(),
+            from: call.from,
+            to: call.to,
+            direction: CallDirection::OutboundApi,
+            status: CallStatus::Queued,
+            url: Some(call.handlers.url.clone()),
+            fallback_url: call.handlers.fallback_url.clone(),
+            status_callback: call.status_callback,
+            status_callback_method: call.status_callback_method,
+            status_callback_events: call.status_callback_events,
+            start_time: None,
+            end_time: None,
+            ended_by: None,
+            date_created: now,
+            date_updated: now,
+        };
+        self.0
+            .writer
+            .submit(vec![record.insert()])
+            .wait()
+            .await
+            .map_err(|error| ApiError::new(Code::Unavailable, error.to_string()))?;
+        let resource = record.resource();
+        Session::start(
+            self.0.clone(),
+            account.clone(),
+            record,
+            Some(call.handlers),
+            call.timeout_seconds,
+        );
+        Ok(resource)
+    }
+
+    /// Hands an action to a live call of the account: 404 for calls the account does not have,
+    /// 409 for calls that have ended.
+    pub async fn command(
+        &self,
+        account_sid: &str,
+        call_sid: &str,
+        action: Action,
+    ) -> ApiResult<()> {
+        if let Some(live) = self.0.find_live(account_sid, call_sid)
+            && live
+                .commands
+                .send(Command {
+                    call_sid: call_sid.to_string(),
+                    action,
+                })
+                .is_ok()
+        {
+            return Ok(());
+        }
+        match calls::get(&self.0.db, account_sid, call_sid).await? {
+            Some(record) => Err(ApiError::new(
+                Code::CallNotLive,
+                format!(
+                    "Call {call_sid} is {}; it no longer takes actions",
+                    record.status.as_str()
+                ),
+            )),
+            None => Err(ApiError::not_found(call_sid)),
+        }
+    }
+
+    /// A call as it is now: the live state while the call runs, else the stored record.
+    pub async fn get(&self, account_sid: &str, call_sid: &str) -> ApiResult<Option<CallRecord>> {
+        if let Some(live) = self.0.find_live(account_sid, call_sid) {
+            return Ok(Some(live.leg.record()));
+        }
+        Ok(calls::get(&self.0.db, account_sid, call_sid).await?)
+    }
+
+    pub async fn list(
+        &self,
+        account_sid: &str,
+        filter: &calls::CallFilter,
+    ) -> ApiResult<Vec<CallRecord>> {
+        let mut records = calls::list(&self.0.db, account_sid, filter).await?;
+        for record in &mut records {
+            if let Some(live) = self.0.find_live(account_sid, &record.sid) {
+                *record = live.leg.record();
+            }
+        }
+        if let Some(status) = &filter.status {
+            records.retain(|r| r.status.as_str() == status);
+        }
+        Ok(records)
+    }
+
+    /// Everything the caller experienced so far.
+    pub async fn timeline(
+        &self,
+        account_sid: &str,
+        call_sid: &str,
+    ) -> ApiResult<Option<Vec<TimelineEntry>>> {
+        if let Some(live) = self.0.find_live(account_sid, call_sid) {
+            return Ok(Some(live.leg.timeline()));
+        }
+        Ok(calls::stored_timeline(&self.0.db, account_sid, call_sid).await?)
+    }
+
+    pub async fn segments(
+        &self,
+        account_sid: &str,
+        call_sid: &str,
+    ) -> ApiResult<Option<Vec<Segment>>> {
+        if calls::get(&self.0.db, account_sid, call_sid)
+            .await?
+            .is_none()
+            && self.0.find_live(account_sid, call_sid).is_none()
+        {
+            return Ok(None);
+        }
+        // Segment rows are written behind the call; wait for what is queued so the answer is whole.
+        self.0.writer.flush().await;
+        Ok(Some(
+            calls::segments(&self.0.db, account_sid, call_sid, self.0.clock.now_ms()).await?,
+        ))
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.0.db
+    }
+
+    pub fn settings(&self) -> &TelephonySettings {
+        &self.0.settings
+    }
+
+    pub fn accounts(&self) -> &Accounts {
+        &self.0.accounts
+    }
+}

@@ -1,0 +1,1254 @@
+//! A call session: one task per call that owns the call's state, asks handlers for instructions and
+//! carries them out, and is the only writer of that call's record.
+//!
+//! Everything from outside (keys pressed, hang-ups, REST redirects, a dialled party answering)
+//! arrives as a [`Command`] on the session's channel; everything the caller experiences is appended
+//! to the call's timeline. Every status change and segment boundary is committed together with its
+//! event through the group-commit writer, and status callbacks are sent only after that commit.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use super::calls::{CallRecord, Experience, Party, TimelineEntry};
+use super::handler::{CallView, Controller, HandlerError, Request, resolve_uri};
+use super::{Core, Live};
+use crate::accounts::Account;
+use crate::api::error::Code;
+use crate::events::NewEvent;
+use crate::runtime::io::{
+    CallStatus, Dial, DialStatus, DialTarget, Gather, HandlerFailure, Instruction, Prompt, Trigger,
+};
+use crate::store::batch::{Change, Statement};
+
+/// Something that happened to a call from outside the session.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// The caller pressed keys.
+    Digits(String),
+    /// A party hung up, or the API ended the call.
+    Hangup(Party),
+    /// Run the instructions at this URI now (`POST Calls/{Sid}.json` with `Url`).
+    Redirect { uri: String, method: String },
+    /// The called party answered (outbound calls and dialled legs).
+    Answer,
+    /// The called party declined.
+    Reject,
+    /// The called party was busy.
+    Busy,
+}
+
+/// An [`Action`] for one leg of the session (the call itself or a leg it dialled).
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub call_sid: String,
+    pub action: Action,
+}
+
+/// The part of a leg's state the API reads while the call is live.
+pub struct LegState {
+    pub record: CallRecord,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// A leg: its record and timeline, shared with the live-call registry.
+#[derive(Clone)]
+pub struct Leg(pub Arc<Mutex<LegState>>);
+
+impl Leg {
+    pub fn new(record: CallRecord) -> Self {
+        Leg(Arc::new(Mutex::new(LegState {
+            record,
+            timeline: Vec::new(),
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LegState> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn record(&self) -> CallRecord {
+        self.lock().record.clone()
+    }
+
+    pub fn timeline(&self) -> Vec<TimelineEntry> {
+        self.lock().timeline.clone()
+    }
+
+    fn sid(&self) -> String {
+        self.lock().record.sid.clone()
+    }
+
+    fn status(&self) -> CallStatus {
+        self.lock().record.status
+    }
+
+    fn experience(&self, now_ms: i64, experience: Experience) {
+        let mut state = self.lock();
+        let created = state.record.date_created;
+        state
+            .timeline
+            .push(TimelineEntry::new(created, now_ms, experience));
+    }
+}
+
+/// Where a document's instructions lead.
+enum Flow {
+    /// Ask a handler for the next document.
+    Fetch(Request),
+    /// The call is over.
+    End(Party),
+    /// The document cannot be carried out; the fallback may take over.
+    Failed(HandlerError),
+}
+
+/// What interrupted a wait.
+enum Wake {
+    Elapsed,
+    Command(Command),
+}
+
+/// A handler's instructions, with where they came from.
+struct Document {
+    request: Request,
+    instructions: Vec<Instruction>,
+}
+
+/// A segment being recorded.
+struct OpenSegment {
+    position: i64,
+    controller: Controller,
+    started_at: i64,
+    invocations: i64,
+    fuel_consumed: i64,
+    wall_time_us: i64,
+    media_ms: i64,
+    tts_characters: i64,
+}
+
+/// Which handlers serve the call.
+#[derive(Debug, Clone)]
+pub struct Handlers {
+    pub url: String,
+    pub method: String,
+    pub fallback_url: Option<String>,
+    pub fallback_method: String,
+}
+
+/// A status callback waiting for its change to commit.
+struct Callback {
+    committed: crate::store::batch::Committed,
+    url: String,
+    method: String,
+    params: Vec<(String, String)>,
+}
+
+/// What the caller hears when the handler and its fallback both fail.
+const APPLICATION_ERROR_MESSAGE: &str = "We are sorry, an application error has occurred. Goodbye.";
+
+/// Seconds a dialled party rings before `no-answer` when the instruction does not say.
+const RING_TIMEOUT_DEFAULT_S: u32 = 30;
+/// Upper bound of a bridge when the instruction does not say (4 hours, as on the reference platform).
+const BRIDGE_LIMIT_DEFAULT_S: u32 = 14_400;
+
+pub struct Session {
+    core: Arc<Core>,
+    account: Account,
+    leg: Leg,
+    handlers: Option<Handlers>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    callbacks: mpsc::UnboundedSender<Callback>,
+    segment: Option<OpenSegment>,
+    segments_opened: i64,
+    fetches_without_progress: u32,
+    callback_sequence: u32,
+    /// Seconds an outbound call rings before `no-answer`.
+    ring_timeout_s: u32,
+}
+
+impl Session {
+    /// Registers the call as live and starts its task. The call's record must already be committed.
+    pub fn start(
+        core: Arc<Core>,
+        account: Account,
+        record: CallRecord,
+        handlers: Option<Handlers>,
+        ring_timeout_s: u32,
+    ) {
+        let (tx, commands) = mpsc::unbounded_channel();
+        let leg = Leg::new(record);
+        core.register(
+            &leg.sid(),
+            Live {
+                account_sid: account.sid.clone(),
+                commands: tx,
+                leg: leg.clone(),
+            },
+        );
+        let (callbacks, queue) = mpsc::unbounded_channel();
+        tokio::spawn(send_callbacks(core.http.clone(), queue));
+        let session = Session {
+            core,
+            account,
+            leg,
+            handlers,
+            commands,
+            callbacks,
+            segment: None,
+            segments_opened: 0,
+            fetches_without_progress: 0,
+            callback_sequence: 0,
+            ring_timeout_s,
+        };
+        tokio::spawn(session.run());
+    }
+
+    async fn run(mut self) {
+        let record = self.leg.record();
+        // Announce the state the call was created in.
+        let committed = self
+            .core
+            .writer
+            .submit(vec![status_event(&record, self.core.clock.now_ms())]);
+        self.leg.experience(
+            self.core.clock.now_ms(),
+            Experience::Status {
+                status: record.status.as_str().into(),
+            },
+        );
+        if record.direction != crate::runtime::io::CallDirection::Inbound {
+            self.callback(&record, "initiated", committed);
+            if !self.ring_outbound().await {
+                return self.finish().await;
+            }
+        }
+        let Some(handlers) = self.handlers.clone() else {
+            self.end(Party::System).await;
+            return self.finish().await;
+        };
+        let by = self
+            .drive(Request {
+                uri: handlers.url.clone(),
+                method: handlers.method.clone(),
+                trigger: Trigger::Incoming,
+                failure: None,
+            })
+            .await;
+        self.end(by).await;
+        self.finish().await;
+    }
+
+    /// Rings the called party of an outbound call; true once it answers.
+    async fn ring_outbound(&mut self) -> bool {
+        self.set_status(&self.leg.clone(), CallStatus::Ringing, None);
+        let sid = self.leg.sid();
+        let deadline = self.core.clock.now_ms() + i64::from(self.ring_timeout_s) * 1000;
+        loop {
+            let left = deadline - self.core.clock.now_ms();
+            match self.wait(Some(left)).await {
+                Wake::Elapsed => {
+                    self.set_status(&self.leg.clone(), CallStatus::NoAnswer, Some(Party::System));
+                    return false;
+                }
+                Wake::Command(command) if command.call_sid == sid => match command.action {
+                    Action::Answer => {
+                        self.answer();
+                        return true;
+                    }
+                    Action::Reject => {
+                        self.set_status(
+                            &self.leg.clone(),
+                            CallStatus::NoAnswer,
+                            Some(Party::Caller),
+                        );
+                        return false;
+                    }
+                    Action::Busy => {
+                        self.set_status(&self.leg.clone(), CallStatus::Busy, Some(Party::Caller));
+                        return false;
+                    }
+                    Action::Hangup(by) => {
+                        self.set_status(&self.leg.clone(), CallStatus::Canceled, Some(by));
+                        return false;
+                    }
+                    Action::Digits(_) | Action::Redirect { .. } => {}
+                },
+                Wake::Command(_) => {}
+            }
+        }
+    }
+
+    /// Runs documents until the call ends; returns who ended it.
+    async fn drive(&mut self, first: Request) -> Party {
+        let mut next = first;
+        loop {
+            let document = match self.fetch(&next).await {
+                Ok(document) => document,
+                Err(error) => match self.fall_back(&next, &error).await {
+                    Some(document) => document,
+                    None => return self.application_error(&error).await,
+                },
+            };
+            match self.run_document(&document).await {
+                Flow::Fetch(request) => next = request,
+                Flow::End(by) => return by,
+                Flow::Failed(error) => match self.fall_back(&document.request, &error).await {
+                    Some(fallback) => match self.run_document(&fallback).await {
+                        Flow::Fetch(request) => next = request,
+                        Flow::End(by) => return by,
+                        Flow::Failed(error) => return self.application_error(&error).await,
+                    },
+                    None => return self.application_error(&error).await,
+                },
+            }
+        }
+    }
+
+    /// Asks a handler for a document, moving the call into that handler's segment.
+    async fn fetch(&mut self, request: &Request) -> Result<Document, HandlerError> {
+        self.fetches_without_progress += 1;
+        if self.fetches_without_progress > self.core.settings.max_fetches_without_progress {
+            return Err(HandlerError::new(
+                Code::RedirectLoop,
+                format!(
+                    "{} handler requests in a row without playing anything or waiting for input",
+                    self.fetches_without_progress - 1
+                ),
+            ));
+        }
+        let record = self.leg.record();
+        let view = CallView {
+            call_sid: &record.sid,
+            account_sid: &record.account_sid,
+            from: &record.from,
+            to: &record.to,
+            direction: record.direction,
+            status: record.status,
+            parent_call_sid: record.parent_call_sid.as_deref(),
+        };
+        let answer = self.core.request(&self.account, &view, request).await;
+        self.enter_segment(&answer.controller);
+        if let Some(segment) = self.segment.as_mut() {
+            segment.invocations += 1;
+            segment.fuel_consumed += answer.cost.fuel_consumed as i64;
+            segment.wall_time_us += answer.cost.wall_time_us as i64;
+        }
+        answer.instructions.map(|instructions| Document {
+            request: request.clone(),
+            instructions,
+        })
+    }
+
+    /// Requests the fallback for a failed request, if the call has one and it was not the fallback
+    /// that failed.
+    async fn fall_back(&mut self, failed: &Request, error: &HandlerError) -> Option<Document> {
+        tracing::info!(
+            call = %self.leg.sid(),
+            uri = %failed.uri,
+            code = error.code.number(),
+            message = %error.message,
+            "call handler failed"
+        );
+        let handlers = self.handlers.clone()?;
+        let fallback = handlers.fallback_url?;
+        if failed.failure.is_some() || failed.uri == fallback {
+            return None;
+        }
+        let request = Request {
+            uri: fallback,
+            method: handlers.fallback_method,
+            trigger: failed.trigger.clone(),
+            failure: Some(HandlerFailure {
+                code: error.code.number(),
+                uri: failed.uri.clone(),
+            }),
+        };
+        match self.fetch(&request).await {
+            Ok(document) => Some(document),
+            Err(fallback_error) => {
+                tracing::info!(call = %self.leg.sid(), uri = %request.uri, message = %fallback_error.message, "fallback handler failed too");
+                None
+            }
+        }
+    }
+
+    /// Plays the application-error message and ends the call.
+    async fn application_error(&mut self, error: &HandlerError) -> Party {
+        let now = self.core.clock.now_ms();
+        self.leg.experience(
+            now,
+            Experience::ApplicationError {
+                code: error.code.number(),
+                message: error.message.clone(),
+            },
+        );
+        if !self.leg.status().is_final() {
+            self.answer();
+            let _ = self
+                .say_text(APPLICATION_ERROR_MESSAGE, None, None, 1, false)
+                .await;
+        }
+        Party::System
+    }
+
+    /// Starts a new segment when control passes to a different handler.
+    fn enter_segment(&mut self, controller: &Controller) {
+        if self
+            .segment
+            .as_ref()
+            .is_some_and(|open| &open.controller == controller)
+        {
+            return;
+        }
+        let now = self.core.clock.now_ms();
+        self.close_segment(now);
+        self.segments_opened += 1;
+        let segment = OpenSegment {
+            position: self.segments_opened,
+            controller: controller.clone(),
+            started_at: now,
+            invocations: 0,
+            fuel_consumed: 0,
+            wall_time_us: 0,
+            media_ms: 0,
+            tts_characters: 0,
+        };
+        let record = self.leg.record();
+        let change: Change = vec![
+            Statement::new(
+                "INSERT INTO call_segments (call_sid, position, account_sid, uri, module_name, module_version, started_at, invocations, fuel_consumed, wall_time_us, media_ms, tts_characters)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, 0, 0, 0)",
+                vec![
+                    record.sid.clone().into(),
+                    segment.position.into(),
+                    record.account_sid.clone().into(),
+                    controller.uri.clone().into(),
+                    controller.module_name.clone().into(),
+                    controller.module_version.into(),
+                    now.into(),
+                ],
+            ),
+            NewEvent {
+                account_sid: &record.account_sid,
+                event_type: "call.segment-started",
+                source: record.uri(),
+                subject: Some(&record.sid),
+                time_ms: now,
+                data: serde_json::json!({
+                    "call_sid": record.sid,
+                    "position": segment.position,
+                    "uri": controller.uri,
+                    "module_name": controller.module_name,
+                    "module_version": controller.module_version,
+                }),
+            }
+            .statement(),
+        ];
+        self.core.writer.submit(change);
+        self.segment = Some(segment);
+    }
+
+    /// Ends the open segment at `now` and stores what it used.
+    fn close_segment(&mut self, now: i64) {
+        let Some(segment) = self.segment.take() else {
+            return;
+        };
+        let record = self.leg.record();
+        let change: Change = vec![
+            Statement::new(
+                "UPDATE call_segments SET ended_at = $3, invocations = $4, fuel_consumed = $5, wall_time_us = $6, media_ms = $7, tts_characters = $8
+                 WHERE call_sid = $1 AND position = $2",
+                vec![
+                    record.sid.clone().into(),
+                    segment.position.into(),
+                    now.into(),
+                    segment.invocations.into(),
+                    segment.fuel_consumed.into(),
+                    segment.wall_time_us.into(),
+                    segment.media_ms.into(),
+                    segment.tts_characters.into(),
+                ],
+            ),
+            NewEvent {
+                account_sid: &record.account_sid,
+                event_type: "call.segment-ended",
+                source: record.uri(),
+                subject: Some(&record.sid),
+                time_ms: now,
+                data: serde_json::json!({
+                    "call_sid": record.sid,
+                    "position": segment.position,
+                    "uri": segment.controller.uri,
+                    "duration_ms": now - segment.started_at,
+                    "invocations": segment.invocations,
+                    "fuel_consumed": segment.fuel_consumed,
+                    "wall_time_us": segment.wall_time_us,
+                    "media_ms": segment.media_ms,
+                    "tts_characters": segment.tts_characters,
+                }),
+            }
+            .statement(),
+        ];
+        self.core.writer.submit(change);
+    }
+
+    /// Carries out one document, verb by verb.
+    async fn run_document(&mut self, document: &Document) -> Flow {
+        for (index, instruction) in document.instructions.iter().enumerate() {
+            if self.leg.status() != CallStatus::InProgress {
+                if let Instruction::Reject { reason } = instruction {
+                    if index == 0 {
+                        let status = match reason {
+                            crate::runtime::io::RejectReason::Busy => CallStatus::Busy,
+                            crate::runtime::io::RejectReason::Rejected => CallStatus::NoAnswer,
+                        };
+                        self.set_status(&self.leg.clone(), status, Some(Party::Application));
+                        return Flow::End(Party::Application);
+                    }
+                }
+                self.answer();
+            }
+            let flow = match instruction {
+                Instruction::Say(say) => self
+                    .say_text(
+                        &say.text,
+                        say.voice.clone(),
+                        say.language.clone(),
+                        say.loop_count,
+                        false,
+                    )
+                    .await
+                    .err()
+                    .and_then(Result::err),
+                Instruction::Play(play) => self
+                    .play(&play.url, play.loop_count, false)
+                    .await
+                    .err()
+                    .and_then(Result::err),
+                Instruction::Pause { length_seconds } => self
+                    .pause(*length_seconds, false)
+                    .await
+                    .err()
+                    .and_then(Result::err),
+                Instruction::Gather(gather) => match self.gather(gather, &document.request).await {
+                    Ok(None) => None,
+                    Ok(Some(flow)) | Err(flow) => Some(flow),
+                },
+                Instruction::Dial(dial) => self.dial(dial, &document.request).await,
+                Instruction::Enqueue(_) => Some(Flow::Failed(HandlerError::new(
+                    Code::VerbNotAvailable,
+                    "enqueue: call queues are not available on this host yet",
+                ))),
+                Instruction::Leave => Some(Flow::Failed(HandlerError::new(
+                    Code::VerbNotAvailable,
+                    "leave: the call is not in a queue (call queues are not available on this host yet)",
+                ))),
+                Instruction::Redirect { uri } => {
+                    Some(match resolve_uri(&document.request.uri, uri) {
+                        Ok(uri) => Flow::Fetch(Request {
+                            uri,
+                            method: "POST".into(),
+                            trigger: Trigger::Redirect,
+                            failure: None,
+                        }),
+                        Err(error) => Flow::Failed(error),
+                    })
+                }
+                Instruction::Hangup => Some(Flow::End(Party::Application)),
+                // A reject after the call was answered ends it like a hangup.
+                Instruction::Reject { .. } => Some(Flow::End(Party::Application)),
+            };
+            if let Some(flow) = flow {
+                return flow;
+            }
+        }
+        // Out of instructions: the call ends, as on the reference platform.
+        Flow::End(Party::Application)
+    }
+
+    /// Answers the call if it is not yet in progress.
+    fn answer(&mut self) {
+        if self.leg.status() != CallStatus::InProgress {
+            let leg = self.leg.clone();
+            self.set_status(&leg, CallStatus::InProgress, None);
+        }
+    }
+
+    /// Waits for a command or for `ms` of clock time (`None` = no timer).
+    async fn wait(&mut self, ms: Option<i64>) -> Wake {
+        let clock = self.core.clock.clone();
+        let timer = async move {
+            match ms {
+                Some(ms) => clock.sleep_ms(ms).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            command = self.commands.recv() => match command {
+                Some(command) => Wake::Command(command),
+                // Every sender is gone: the host is shutting down.
+                None => Wake::Command(Command { call_sid: self.leg.sid(), action: Action::Hangup(Party::System) }),
+            },
+            () = timer => Wake::Elapsed,
+        }
+    }
+
+    /// What a command means while the caller is listening to media or silence: `Some` when it
+    /// ends the current document. Keys are recorded; in a gather's prompts they also interrupt.
+    fn interruption(&mut self, command: Command, barge_in: bool) -> Option<Result<String, Flow>> {
+        if command.call_sid != self.leg.sid() {
+            return None;
+        }
+        match command.action {
+            Action::Hangup(by) => Some(Err(Flow::End(by))),
+            Action::Redirect { uri, method } => Some(Err(Flow::Fetch(Request {
+                uri,
+                method,
+                trigger: Trigger::Redirect,
+                failure: None,
+            }))),
+            Action::Digits(digits) => {
+                self.fetches_without_progress = 0;
+                self.leg.experience(
+                    self.core.clock.now_ms(),
+                    Experience::Digits {
+                        digits: digits.clone(),
+                    },
+                );
+                barge_in.then_some(Ok(digits))
+            }
+            Action::Answer | Action::Reject | Action::Busy => None,
+        }
+    }
+
+    /// Plays `ms` of media (scaled by the media speed). `Err` carries what interrupted it: keys
+    /// (when `barge_in`) or a flow-changing command.
+    async fn play_for(&mut self, ms: i64, barge_in: bool) -> Result<(), Result<String, Flow>> {
+        let speed = self.core.settings.media_speed;
+        if speed <= 0.0 || ms <= 0 {
+            // No waiting, but commands that already arrived still take effect.
+            while let Ok(command) = self.commands.try_recv() {
+                if let Some(interrupt) = self.interruption(command, barge_in) {
+                    return Err(interrupt);
+                }
+            }
+            return Ok(());
+        }
+        let scaled = ((ms as f64) / speed).ceil() as i64;
+        let deadline = self.core.clock.now_ms() + scaled;
+        loop {
+            let left = deadline - self.core.clock.now_ms();
+            if left <= 0 {
+                return Ok(());
+            }
+            match self.wait(Some(left)).await {
+                Wake::Elapsed => return Ok(()),
+                Wake::Command(command) => {
+                    if let Some(interrupt) = self.interruption(command, barge_in) {
+                        return Err(interrupt);
+                    }
+                }
+            }
+        }
+    }
+
+    fn add_media(&mut self, media_ms: i64, tts_characters: i64) {
+        self.fetches_without_progress = 0;
+        if let Some(segment) = self.segment.as_mut() {
+            segment.media_ms += media_ms;
+            segment.tts_characters += tts_characters;
+        }
+    }
+
+    async fn say_text(
+        &mut self,
+        text: &str,
+        voice: Option<String>,
+        language: Option<String>,
+        loop_count: u32,
+        barge_in: bool,
+    ) -> Result<(), Result<String, Flow>> {
+        let duration_ms = speech_duration_ms(text);
+        for _ in 0..repetitions(loop_count) {
+            self.leg.experience(
+                self.core.clock.now_ms(),
+                Experience::Say {
+                    text: text.to_string(),
+                    voice: voice.clone(),
+                    language: language.clone(),
+                    duration_ms,
+                },
+            );
+            self.add_media(duration_ms, text.chars().count() as i64);
+            self.play_for(duration_ms, barge_in).await?;
+        }
+        Ok(())
+    }
+
+    async fn play(
+        &mut self,
+        url: &str,
+        loop_count: u32,
+        barge_in: bool,
+    ) -> Result<(), Result<String, Flow>> {
+        for _ in 0..repetitions(loop_count) {
+            self.leg.experience(
+                self.core.clock.now_ms(),
+                Experience::Play {
+                    url: url.to_string(),
+                    duration_ms: None,
+                },
+            );
+            self.add_media(0, 0);
+            self.play_for(0, barge_in).await?;
+        }
+        Ok(())
+    }
+
+    async fn pause(&mut self, seconds: u32, barge_in: bool) -> Result<(), Result<String, Flow>> {
+        let duration_ms = i64::from(seconds) * 1000;
+        self.leg
+            .experience(self.core.clock.now_ms(), Experience::Pause { duration_ms });
+        self.fetches_without_progress = 0;
+        self.play_for(duration_ms, barge_in).await
+    }
+
+    /// Plays the prompts, collects keys, and decides what follows: `Ok(None)` = no input, go on
+    /// with the next instruction; `Ok(Some(flow))` = the outcome goes to the action.
+    async fn gather(&mut self, gather: &Gather, request: &Request) -> Result<Option<Flow>, Flow> {
+        let action = match &gather.action {
+            Some(action) => match resolve_uri(&request.uri, action) {
+                Ok(uri) => uri,
+                Err(error) => return Err(Flow::Failed(error)),
+            },
+            None => request.uri.clone(),
+        };
+        self.leg.experience(
+            self.core.clock.now_ms(),
+            Experience::Gather {
+                num_digits: gather.num_digits,
+                timeout_seconds: gather.timeout_seconds,
+                finish_on_key: gather.finish_on_key.clone(),
+            },
+        );
+        self.fetches_without_progress = 0;
+        let mut collected = String::new();
+        let mut finished = false;
+        let pressed = |keys: &str, collected: &mut String| -> bool {
+            for key in keys.chars() {
+                if gather
+                    .finish_on_key
+                    .as_deref()
+                    .is_some_and(|f| f.starts_with(key))
+                {
+                    return true;
+                }
+                collected.push(key);
+                if gather
+                    .num_digits
+                    .is_some_and(|n| collected.chars().count() >= n as usize)
+                {
+                    return true;
+                }
+            }
+            false
+        };
+        // Prompts play until the first key (barge-in).
+        for prompt in &gather.prompts {
+            let played = match prompt {
+                Prompt::Say(say) => {
+                    self.say_text(
+                        &say.text,
+                        say.voice.clone(),
+                        say.language.clone(),
+                        say.loop_count,
+                        true,
+                    )
+                    .await
+                }
+                Prompt::Play(play) => self.play(&play.url, play.loop_count, true).await,
+                Prompt::Pause { length_seconds } => self.pause(*length_seconds, true).await,
+            };
+            match played {
+                Ok(()) => {}
+                Err(Ok(keys)) => {
+                    finished = pressed(&keys, &mut collected);
+                    break;
+                }
+                Err(Err(flow)) => return Err(flow),
+            }
+        }
+        let mut timed_out = false;
+        let timeout_ms = i64::from(gather.timeout_seconds) * 1000;
+        let sid = self.leg.sid();
+        while !finished {
+            match self.wait(Some(timeout_ms)).await {
+                Wake::Elapsed => {
+                    timed_out = true;
+                    break;
+                }
+                Wake::Command(command) if command.call_sid == sid => {
+                    match self.interruption(command, true) {
+                        Some(Ok(keys)) => finished = pressed(&keys, &mut collected),
+                        Some(Err(flow)) => return Err(flow),
+                        None => {}
+                    }
+                }
+                Wake::Command(_) => {}
+            }
+        }
+        self.leg.experience(
+            self.core.clock.now_ms(),
+            Experience::GatherEnded {
+                digits: collected.clone(),
+                timed_out,
+            },
+        );
+        if collected.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Flow::Fetch(Request {
+            uri: action,
+            method: "POST".into(),
+            trigger: Trigger::Gather {
+                digits: collected,
+                timed_out,
+            },
+            failure: None,
+        })))
+    }
+
+    /// Rings the dialled numbers, bridges the first to answer, and reports how it went.
+    async fn dial(&mut self, dial: &Dial, request: &Request) -> Option<Flow> {
+        let mut numbers = Vec::new();
+        for target in &dial.targets {
+            match target {
+                DialTarget::Number { number } => numbers.push(number.clone()),
+                DialTarget::Client { .. } => {
+                    return Some(Flow::Failed(HandlerError::new(
+                        Code::VerbNotAvailable,
+                        "dial client: presence is not available on this host yet",
+                    )));
+                }
+                DialTarget::Queue { .. } => {
+                    return Some(Flow::Failed(HandlerError::new(
+                        Code::VerbNotAvailable,
+                        "dial queue: call queues are not available on this host yet",
+                    )));
+                }
+            }
+        }
+        let action = match &dial.action {
+            Some(action) => match resolve_uri(&request.uri, action) {
+                Ok(uri) => Some(uri),
+                Err(error) => return Some(Flow::Failed(error)),
+            },
+            None => None,
+        };
+        self.fetches_without_progress = 0;
+        let parent = self.leg.record();
+        let now = self.core.clock.now_ms();
+        let caller_id = dial
+            .caller_id
+            .clone()
+            .unwrap_or_else(|| parent.from.clone());
+        let mut legs = Vec::new();
+        for number in numbers {
+            let record = CallRecord {
+                sid: crate::sid::new_sid("CA"),
+                account_sid: parent.account_sid.clone(),
+                parent_call_sid: Some(parent.sid.clone()),
+                phone_number_sid: None,
+                application_sid: None,
+                from: caller_id.clone(),
+                to: number,
+                direction: crate::runtime::io::CallDirection::OutboundDial,
+                status: CallStatus::Queued,
+                url: None,
+                fallback_url: None,
+                status_callback: None,
+                status_callback_method: "POST".into(),
+                status_callback_events: Vec::new(),
+                start_time: None,
+                end_time: None,
+                ended_by: None,
+                date_created: now,
+                date_updated: now,
+            };
+            let leg = Leg::new(record.clone());
+            self.core
+                .writer
+                .submit(vec![record.insert(), status_event(&record, now)]);
+            self.core
+                .register_leg(&record.sid, &self.account.sid, &parent.sid, leg.clone());
+            self.leg.experience(
+                now,
+                Experience::Dialing {
+                    call_sid: record.sid.clone(),
+                    to: record.to.clone(),
+                },
+            );
+            self.set_status(&leg, CallStatus::Ringing, None);
+            legs.push(leg);
+        }
+        let (outcome, answered) = self.ring_legs(&legs, dial.timeout_seconds).await;
+        let mut result = match outcome {
+            Ok(status) => (status, None, 0),
+            Err(flow) => {
+                self.release_legs(&legs, None);
+                return Some(flow);
+            }
+        };
+        if let Some(leg) = answered {
+            let (status, duration_s, flow) = self.bridge(&leg, dial).await;
+            result = (status, Some(leg.sid()), duration_s);
+            if let Some(flow) = flow {
+                self.release_legs(&legs, Some(&leg));
+                return Some(flow);
+            }
+        }
+        self.release_legs(&legs, None);
+        let (status, dial_call_sid, duration_seconds) = result;
+        action.map(|uri| {
+            Flow::Fetch(Request {
+                uri,
+                method: "POST".into(),
+                trigger: Trigger::Dial {
+                    status,
+                    dial_call_sid,
+                    duration_seconds,
+                },
+                failure: None,
+            })
+        })
+    }
+
+    /// Rings until one leg answers (returned), all decline, the timeout passes, or the caller
+    /// hangs up or is redirected (`Err`).
+    async fn ring_legs(
+        &mut self,
+        legs: &[Leg],
+        timeout_seconds: u32,
+    ) -> (Result<DialStatus, Flow>, Option<Leg>) {
+        let timeout = if timeout_seconds == 0 {
+            RING_TIMEOUT_DEFAULT_S
+        } else {
+            timeout_seconds
+        };
+        let deadline = self.core.clock.now_ms() + i64::from(timeout) * 1000;
+        let mut busy = 0;
+        let mut declined = 0;
+        loop {
+            if busy + declined == legs.len() {
+                let status = if busy > 0 {
+                    DialStatus::Busy
+                } else {
+                    DialStatus::NoAnswer
+                };
+                return (Ok(status), None);
+            }
+            let left = deadline - self.core.clock.now_ms();
+            let command = match self.wait(Some(left)).await {
+                Wake::Elapsed => {
+                    for leg in legs {
+                        if leg.status() == CallStatus::Ringing {
+                            self.set_status(leg, CallStatus::NoAnswer, Some(Party::System));
+                        }
+                    }
+                    return (Ok(DialStatus::NoAnswer), None);
+                }
+                Wake::Command(command) => command,
+            };
+            let Some(leg) = legs.iter().find(|leg| leg.sid() == command.call_sid) else {
+                if let Some(Err(flow)) = self.interruption(command, false) {
+                    return (Err(flow), None);
+                }
+                continue;
+            };
+            if leg.status() != CallStatus::Ringing {
+                continue;
+            }
+            match command.action {
+                Action::Answer => {
+                    self.set_status(leg, CallStatus::InProgress, None);
+                    return (Ok(DialStatus::Completed), Some(leg.clone()));
+                }
+                Action::Busy => {
+                    busy += 1;
+                    self.set_status(leg, CallStatus::Busy, Some(Party::Callee));
+                }
+                Action::Reject | Action::Hangup(_) => {
+                    declined += 1;
+                    self.set_status(leg, CallStatus::NoAnswer, Some(Party::Callee));
+                }
+                Action::Digits(_) | Action::Redirect { .. } => {}
+            }
+        }
+    }
+
+    /// Keeps the caller connected to `leg` until one side hangs up or the time limit passes.
+    async fn bridge(&mut self, leg: &Leg, dial: &Dial) -> (DialStatus, u32, Option<Flow>) {
+        let started = self.core.clock.now_ms();
+        let record = leg.record();
+        self.leg.experience(
+            started,
+            Experience::Bridged {
+                call_sid: record.sid.clone(),
+                to: record.to.clone(),
+            },
+        );
+        leg.experience(
+            started,
+            Experience::Bridged {
+                call_sid: self.leg.sid(),
+                to: self.leg.record().from,
+            },
+        );
+        let limit = i64::from(dial.time_limit_seconds.unwrap_or(BRIDGE_LIMIT_DEFAULT_S)) * 1000;
+        let deadline = started + limit;
+        let (ender, flow) = loop {
+            let left = deadline - self.core.clock.now_ms();
+            match self.wait(Some(left)).await {
+                Wake::Elapsed => break (Party::System, None),
+                Wake::Command(command) if command.call_sid == record.sid => {
+                    if let Action::Hangup(_) = command.action {
+                        break (Party::Callee, None);
+                    }
+                }
+                Wake::Command(command) => {
+                    if let Some(Err(flow)) = self.interruption(command, false) {
+                        break (Party::Caller, Some(flow));
+                    }
+                }
+            }
+        };
+        let now = self.core.clock.now_ms();
+        let duration_ms = now - started;
+        for party in [&self.leg.clone(), leg] {
+            let other = if party.sid() == record.sid {
+                self.leg.sid()
+            } else {
+                record.sid.clone()
+            };
+            party.experience(
+                now,
+                Experience::Unbridged {
+                    call_sid: other,
+                    duration_ms,
+                },
+            );
+        }
+        self.set_status(leg, CallStatus::Completed, Some(ender));
+        (DialStatus::Completed, (duration_ms / 1000) as u32, flow)
+    }
+
+    /// Ends every dialled leg still ringing or connected (except `keep`, already ended) and takes
+    /// them out of the live registry.
+    fn release_legs(&mut self, legs: &[Leg], keep: Option<&Leg>) {
+        for leg in legs {
+            if keep.is_some_and(|k| k.sid() == leg.sid()) {
+                self.core.unregister(&leg.sid());
+                continue;
+            }
+            match leg.status() {
+                CallStatus::Queued | CallStatus::Ringing => {
+                    self.set_status(leg, CallStatus::Canceled, Some(Party::System));
+                }
+                CallStatus::InProgress => {
+                    self.set_status(leg, CallStatus::Completed, Some(Party::System));
+                }
+                _ => {}
+            }
+            self.core.unregister(&leg.sid());
+        }
+    }
+
+    /// Ends the call with the right final status.
+    async fn end(&mut self, by: Party) {
+        let status = match self.leg.status() {
+            CallStatus::InProgress => CallStatus::Completed,
+            CallStatus::Queued | CallStatus::Ringing => match by {
+                Party::Caller | Party::Api => CallStatus::Canceled,
+                _ => CallStatus::Failed,
+            },
+            done => done,
+        };
+        if !self.leg.status().is_final() {
+            let leg = self.leg.clone();
+            self.set_status(&leg, status, Some(by));
+        }
+    }
+
+    /// Closes the segment, stores the timeline, and waits until everything is committed before the
+    /// call leaves the live registry (so a read after that sees the final state).
+    async fn finish(mut self) {
+        let now = self.core.clock.now_ms();
+        self.close_segment(now);
+        let record = self.leg.record();
+        let ended_by = record.ended_by.unwrap_or(Party::System);
+        self.leg
+            .experience(now, Experience::Hangup { by: ended_by });
+        let committed = self
+            .core
+            .writer
+            .submit(vec![record.store_timeline(&self.leg.timeline())]);
+        if let Err(error) = committed.wait().await {
+            tracing::error!(call = %record.sid, %error, "the end of a call could not be stored");
+        }
+        self.core.unregister(&record.sid);
+    }
+
+    /// Records a status change of `leg`, commits it with its event, and queues its callbacks.
+    fn set_status(&mut self, leg: &Leg, status: CallStatus, by: Option<Party>) {
+        let now = self.core.clock.now_ms();
+        let record = {
+            let mut state = leg.lock();
+            let record = &mut state.record;
+            record.status = status;
+            record.date_updated = now;
+            if status == CallStatus::InProgress && record.start_time.is_none() {
+                record.start_time = Some(now);
+            }
+            if status.is_final() {
+                record.end_time = Some(now);
+                record.ended_by = by;
+            }
+            record.clone()
+        };
+        leg.experience(
+            now,
+            Experience::Status {
+                status: status.as_str().into(),
+            },
+        );
+        let committed = self
+            .core
+            .writer
+            .submit(vec![record.update_status(), status_event(&record, now)]);
+        let callback_event = match status {
+            CallStatus::Ringing => Some("ringing"),
+            CallStatus::InProgress => Some("answered"),
+            status if status.is_final() => Some("completed"),
+            _ => None,
+        };
+        if let Some(event) = callback_event {
+            self.callback(&record, event, committed);
+        }
+    }
+
+    /// Queues a status callback for `event` if the call asked for it.
+    fn callback(
+        &mut self,
+        record: &CallRecord,
+        event: &str,
+        committed: crate::store::batch::Committed,
+    ) {
+        let Some(url) = record.status_callback.clone() else {
+            return;
+        };
+        let wanted = if record.status_callback_events.is_empty() {
+            event == "completed"
+        } else {
+            record.status_callback_events.iter().any(|e| e == event)
+        };
+        if !wanted {
+            return;
+        }
+        let now = self.core.clock.now_ms();
+        let view = CallView {
+            call_sid: &record.sid,
+            account_sid: &record.account_sid,
+            from: &record.from,
+            to: &record.to,
+            direction: record.direction,
+            status: record.status,
+            parent_call_sid: record.parent_call_sid.as_deref(),
+        };
+        let mut params = super::handler::request_parameters(
+            &view,
+            &Request {
+                uri: url.clone(),
+                method: record.status_callback_method.clone(),
+                trigger: Trigger::Incoming,
+                failure: None,
+            },
+        );
+        if event == "initiated" {
+            for (name, value) in &mut params {
+                if name == "CallStatus" {
+                    *value = "initiated".into();
+                }
+            }
+        }
+        params.push(("CallbackSource".into(), "call-progress-events".into()));
+        params.push(("SequenceNumber".into(), self.callback_sequence.to_string()));
+        params.push(("Timestamp".into(), crate::store::rfc2822(now)));
+        if let Some(duration) = record.end_time.and(record.duration_seconds(now)) {
+            params.push(("CallDuration".into(), duration.to_string()));
+        }
+        self.callback_sequence += 1;
+        let _ = self.callbacks.send(Callback {
+            committed,
+            url,
+            method: record.status_callback_method.clone(),
+            params,
+        });
+    }
+}
+
+/// The `call.status-changed` event for the record's current status.
+fn status_event(record: &CallRecord, now: i64) -> Statement {
+    NewEvent {
+        account_sid: &record.account_sid,
+        event_type: "call.status-changed",
+        source: record.uri(),
+        subject: Some(&record.sid),
+        time_ms: now,
+        data: serde_json::json!({
+            "call_sid": record.sid,
+            "parent_call_sid": record.parent_call_sid,
+            "status": record.status.as_str(),
+            "direction": record.direction.as_str(),
+            "from": record.from,
+            "to": record.to,
+            "ended_by": record.ended_by,
+        }),
+    }
+    .statement()
+}
+
+/// How many times a `loop` attribute plays: 0 means "until the call moves on", capped at 1000 as on
+/// the reference platform.
+fn repetitions(loop_count: u32) -> u32 {
+    if loop_count == 0 {
+        1000
+    } else {
+        loop_count.min(1000)
+    }
+}
+
+/// How long speech takes: about 15 characters a second, the pace of telephony text-to-speech
+/// voices. An estimate until the media layer synthesises speech and knows the real length.
+pub fn speech_duration_ms(text: &str) -> i64 {
+    (text.chars().count() as i64 * 1000 / 15).max(300)
+}
+
+/// Sends status callbacks one at a time, in order, each after its change is committed.
+async fn send_callbacks(http: reqwest::Client, mut queue: mpsc::UnboundedReceiver<Callback>) {
+    while let Some(callback) = queue.recv().await {
+        if callback.committed.wait().await.is_err() {
+            continue;
+        }
+        let request = if callback.method == "GET" {
+            http.get(&callback.url).query(&callback.params)
+        } else {
+            http.post(&callback.url).form(&callback.params)
+        };
+        if let Err(error) = request.send().await {
+            tracing::info!(url = %callback.url, %error, "a status callback could not be delivered");
+        }
+    }
+}
