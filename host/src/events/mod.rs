@@ -42,8 +42,9 @@ pub struct NewEvent<'a> {
 impl NewEvent<'_> {
     /// The insert to put in the same [`crate::store::batch::Change`] as the state change.
     pub fn statement(&self) -> Statement {
-        Statement::new(
-            "INSERT INTO events (sid, account_sid, type, source, subject, time, data) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        Statement::append(
+            "events",
+            "sid, account_sid, type, source, subject, time, data",
             vec![
                 new_sid("EV").into(),
                 self.account_sid.into(),

@@ -105,12 +105,17 @@ impl CallRecord {
         )
     }
 
-    /// Stores the timeline of an ended call.
-    pub fn store_timeline(&self, timeline: &[TimelineEntry]) -> Statement {
+    /// Stores the final status of a call together with its whole timeline.
+    pub fn update_final(&self, timeline: &[TimelineEntry]) -> Statement {
         Statement::new(
-            "UPDATE calls SET timeline = $2 WHERE sid = $1",
+            "UPDATE calls SET status = $2, start_time = $3, end_time = $4, ended_by = $5, date_updated = $6, timeline = $7 WHERE sid = $1",
             vec![
                 self.sid.clone().into(),
+                self.status.as_str().into(),
+                self.start_time.into(),
+                self.end_time.into(),
+                self.ended_by.map(|p| p.as_str().to_string()).into(),
+                self.date_updated.into(),
                 serde_json::to_string(timeline).unwrap_or_default().into(),
             ],
         )

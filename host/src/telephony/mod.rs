@@ -172,6 +172,7 @@ impl Telephony {
         from: &str,
         to: &str,
     ) -> ApiResult<CallResource> {
+        let arrived = std::time::Instant::now();
         let routing = resources::route_number(&self.0.db, to).await?;
         let Some(routing) = routing.filter(|r| r.account_sid == account.sid) else {
             return Err(ApiError::new(
@@ -201,12 +202,10 @@ impl Telephony {
             date_created: now,
             date_updated: now,
         };
-        self.0
-            .writer
-            .submit(vec![record.insert()])
-            .wait()
-            .await
-            .map_err(|error| ApiError::new(Code::Unavailable, error.to_string()))?;
+        // The session starts at once: the caller should not wait for the disk. The placing request
+        // is acknowledged only once the call is committed, and a call whose record cannot be
+        // committed is hung up.
+        let committed = self.0.writer.submit(vec![record.insert()]);
         let handlers = routing.voice.voice_url.clone().map(|url| Handlers {
             url,
             method: routing.voice.voice_method.clone(),
@@ -214,8 +213,34 @@ impl Telephony {
             fallback_method: routing.voice.voice_fallback_method.clone(),
         });
         let resource = record.resource();
-        Session::start(self.0.clone(), account.clone(), record, handlers, 0);
+        Session::start(
+            self.0.clone(),
+            account.clone(),
+            record,
+            handlers,
+            0,
+            Some(arrived),
+        );
+        self.acknowledge(&account.sid, &resource.sid, committed)
+            .await?;
         Ok(resource)
+    }
+
+    /// Waits for a new call's record to commit; if it cannot be, the call is ended and the request
+    /// fails, so nothing unrecorded keeps running.
+    async fn acknowledge(
+        &self,
+        account_sid: &str,
+        call_sid: &str,
+        committed: crate::store::batch::Committed,
+    ) -> ApiResult<()> {
+        if let Err(error) = committed.wait().await {
+            let _ = self
+                .command(account_sid, call_sid, Action::Hangup(calls::Party::System))
+                .await;
+            return Err(ApiError::new(Code::Unavailable, error.to_string()));
+        }
+        Ok(())
     }
 
     /// An outbound call placed through the REST API: it rings the called party, which answers
@@ -256,6 +281,7 @@ impl Telephony {
             record,
             Some(call.handlers),
             call.timeout_seconds,
+            None,
         );
         Ok(resource)
     }

@@ -166,6 +166,9 @@ pub struct Session {
     callback_sequence: u32,
     /// Seconds an outbound call rings before `no-answer`.
     ring_timeout_s: u32,
+    /// When an inbound call reached the router; taken when its first instruction runs, to measure
+    /// call setup (post-dial delay).
+    arrived: Option<std::time::Instant>,
 }
 
 impl Session {
@@ -176,6 +179,7 @@ impl Session {
         record: CallRecord,
         handlers: Option<Handlers>,
         ring_timeout_s: u32,
+        arrived: Option<std::time::Instant>,
     ) {
         let (tx, commands) = mpsc::unbounded_channel();
         let leg = Leg::new(record);
@@ -201,6 +205,7 @@ impl Session {
             fetches_without_progress: 0,
             callback_sequence: 0,
             ring_timeout_s,
+            arrived,
         };
         tokio::spawn(session.run());
     }
@@ -497,16 +502,19 @@ impl Session {
     /// Carries out one document, verb by verb.
     async fn run_document(&mut self, document: &Document) -> Flow {
         for (index, instruction) in document.instructions.iter().enumerate() {
+            if let Some(arrived) = self.arrived.take() {
+                metrics::histogram!("switchboard_call_setup_seconds")
+                    .record(arrived.elapsed().as_secs_f64());
+            }
             if self.leg.status() != CallStatus::InProgress {
-                if let Instruction::Reject { reason } = instruction {
-                    if index == 0 {
-                        let status = match reason {
-                            crate::runtime::io::RejectReason::Busy => CallStatus::Busy,
-                            crate::runtime::io::RejectReason::Rejected => CallStatus::NoAnswer,
-                        };
-                        self.set_status(&self.leg.clone(), status, Some(Party::Application));
-                        return Flow::End(Party::Application);
-                    }
+                // A reject as the first instruction refuses the call unanswered.
+                if let (0, Instruction::Reject { reason }) = (index, instruction) {
+                    let status = match reason {
+                        crate::runtime::io::RejectReason::Busy => CallStatus::Busy,
+                        crate::runtime::io::RejectReason::Rejected => CallStatus::NoAnswer,
+                    };
+                    self.set_status(&self.leg.clone(), status, Some(Party::Application));
+                    return Flow::End(Party::Application);
                 }
                 self.answer();
             }
@@ -1082,23 +1090,16 @@ impl Session {
         }
     }
 
-    /// Closes the segment, stores the timeline, and waits until everything is committed before the
-    /// call leaves the live registry (so a read after that sees the final state).
+    /// Closes the segment and waits until everything is committed before the call leaves the live
+    /// registry (so a read after that sees the final state).
     async fn finish(mut self) {
         let now = self.core.clock.now_ms();
         self.close_segment(now);
-        let record = self.leg.record();
-        let ended_by = record.ended_by.unwrap_or(Party::System);
-        self.leg
-            .experience(now, Experience::Hangup { by: ended_by });
-        let committed = self
-            .core
-            .writer
-            .submit(vec![record.store_timeline(&self.leg.timeline())]);
-        if let Err(error) = committed.wait().await {
-            tracing::error!(call = %record.sid, %error, "the end of a call could not be stored");
+        let sid = self.leg.sid();
+        if let Err(error) = self.core.writer.submit(Vec::new()).wait().await {
+            tracing::error!(call = %sid, %error, "the end of a call could not be stored");
         }
-        self.core.unregister(&record.sid);
+        self.core.unregister(&sid);
     }
 
     /// Records a status change of `leg`, commits it with its event, and queues its callbacks.
@@ -1124,10 +1125,22 @@ impl Session {
                 status: status.as_str().into(),
             },
         );
+        // The call's own end also closes its timeline, stored with the final status.
+        let update = if status.is_final() && record.sid == self.leg.sid() {
+            leg.experience(
+                now,
+                Experience::Hangup {
+                    by: by.unwrap_or(Party::System),
+                },
+            );
+            record.update_final(&leg.timeline())
+        } else {
+            record.update_status()
+        };
         let committed = self
             .core
             .writer
-            .submit(vec![record.update_status(), status_event(&record, now)]);
+            .submit(vec![update, status_event(&record, now)]);
         let callback_event = match status {
             CallStatus::Ringing => Some("ringing"),
             CallStatus::InProgress => Some("answered"),
