@@ -190,11 +190,15 @@ impl Server {
         })
     }
 
-    /// Stops accepting requests, lets in-flight ones finish, commits pending usage and closes the
-    /// database.
+    /// Stops accepting requests, lets in-flight ones finish, hangs up live calls, commits pending
+    /// changes and usage, and closes the database.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
         self.task.await??;
+        self.state
+            .telephony
+            .hang_up_all(std::time::Duration::from_secs(5))
+            .await;
         self.state.writer.flush().await;
         self.state.meter.flush().await;
         self.state.db.close().await;

@@ -458,6 +458,10 @@ async fn failing_http_applications_fall_back_with_the_right_error_code() {
                 ..Reply::twiml("<Response/>")
             },
         ),
+        (
+            "/enqueue",
+            Reply::twiml("<Response><Enqueue>support</Enqueue></Response>"),
+        ),
         ("/fallback", Reply::twiml(fallback)),
     ])
     .await;
@@ -471,6 +475,7 @@ async fn failing_http_applications_fall_back_with_the_right_error_code() {
         ("/bad-gather", 12200),
         ("/no-type", 12300),
         ("/nowhere", 11200),
+        ("/enqueue", 31009),
     ];
     for (index, (path, code)) in cases.iter().enumerate() {
         let number = format!("+1415555013{index}");

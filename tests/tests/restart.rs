@@ -47,3 +47,74 @@ async fn modules_usage_and_artifacts_survive_a_restart() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn calls_are_ended_cleanly_by_a_restart_and_their_records_survive() {
+    use switchboard_tests::has_experience;
+    let app = TestApp::spawn_with(|config| {
+        config.telephony.clock = switchboard_host::clock::ClockKind::Manual;
+        config.telephony.media_speed = 0.0;
+    })
+    .await;
+    let tenant = app.tenant().await;
+    for (name, file) in [("ivr", "ivr"), ("ivr-desk", "ivr_desk")] {
+        let (status, body) = app
+            .upload(&tenant, name, "telephony-handler", guest(file))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    app.buy_number(&tenant, "+14155550200", &[("VoiceUrl", "module:ivr")])
+        .await;
+    let finished = app
+        .place_call(&tenant, "+14155550199", "+14155550200")
+        .await;
+    app.wait_for(&tenant, &finished, |t| has_experience(t, "gather"))
+        .await;
+    app.sim(&tenant, &finished, "Digits", &[("Digits", "1")])
+        .await;
+    app.wait_ended(&tenant, &finished).await;
+    let waiting = app
+        .place_call(&tenant, "+14155550199", "+14155550200")
+        .await;
+    app.wait_for(&tenant, &waiting, |t| has_experience(t, "gather"))
+        .await;
+
+    let app = app.restart().await;
+    // The call that was waiting was hung up by the stopping host, with its timeline stored.
+    let (status, record) = app
+        .get(
+            &tenant,
+            &app.account_path(&tenant, &format!("Calls/{waiting}.json")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{record}");
+    assert_eq!(record["status"], "completed");
+    assert_eq!(record["ended_by"], "system");
+    let (_, timeline) = app
+        .get(&tenant, &format!("/v1/Sim/Calls/{waiting}/Timeline"))
+        .await;
+    assert_eq!(timeline["live"], false);
+    assert!(has_experience(&timeline, "gather"), "{timeline}");
+    // The finished call, its segments and its events are all still there.
+    let (_, segments) = app
+        .get(&tenant, &format!("/v1/Calls/{finished}/Segments"))
+        .await;
+    assert_eq!(
+        segments["segments"].as_array().map(Vec::len),
+        Some(2),
+        "{segments}"
+    );
+    let (_, events) = app
+        .get(&tenant, &format!("/v1/Events?Subject={finished}"))
+        .await;
+    assert_eq!(
+        events["events"].as_array().map(Vec::len),
+        Some(7),
+        "{events}"
+    );
+    let (status, _) = app
+        .sim(&tenant, &waiting, "Digits", &[("Digits", "1")])
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    app.shutdown().await;
+}

@@ -147,6 +147,27 @@ impl Telephony {
         self.0.live().len()
     }
 
+    /// Ends every live call (the host is stopping) and waits, up to `patience`, until their
+    /// sessions have stored their final state.
+    pub async fn hang_up_all(&self, patience: std::time::Duration) {
+        let live: Vec<(String, Live)> = self
+            .0
+            .live()
+            .iter()
+            .map(|(sid, live)| (sid.clone(), live.clone()))
+            .collect();
+        for (call_sid, live) in live {
+            let _ = live.commands.send(Command {
+                call_sid,
+                action: Action::Hangup(calls::Party::System),
+            });
+        }
+        let deadline = std::time::Instant::now() + patience;
+        while self.live_calls() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// Whether the call is running now.
     pub fn is_live(&self, account_sid: &str, call_sid: &str) -> bool {
         self.0.find_live(account_sid, call_sid).is_some()
