@@ -381,8 +381,14 @@ impl PhoneNumbers<'_> {
         params: &VoiceParams,
     ) -> ApiResult<PhoneNumber> {
         if !is_e164(phone_number) {
+            // A `+` sent unencoded in a form body arrives as a space.
+            let hint = if phone_number.starts_with(' ') {
+                " (a + in a form body must be sent as %2B, e.g. curl --data-urlencode)"
+            } else {
+                ""
+            };
             return Err(ApiError::invalid(format!(
-                "PhoneNumber {phone_number:?} is not in E.164 format, e.g. +14155550100"
+                "PhoneNumber {phone_number:?} is not in E.164 format, e.g. +14155550100{hint}"
             )));
         }
         let voice = VoiceSettings::defaults().apply(params)?;

@@ -663,6 +663,17 @@ impl Session {
         }
     }
 
+    /// How much of `duration_ms` of media the caller heard: all of it unless something cut it
+    /// short, then the clock time it played for (scaled by the media speed).
+    fn heard_ms(&self, duration_ms: i64, started: i64, completed: bool) -> i64 {
+        let speed = self.core.settings.media_speed;
+        if completed || speed <= 0.0 {
+            return duration_ms;
+        }
+        let elapsed = (self.core.clock.now_ms() - started) as f64 * speed;
+        (elapsed as i64).clamp(0, duration_ms)
+    }
+
     fn add_media(&mut self, media_ms: i64, tts_characters: i64) {
         self.fetches_without_progress = 0;
         if let Some(segment) = self.segment.as_mut() {
@@ -690,8 +701,11 @@ impl Session {
                     duration_ms,
                 },
             );
-            self.add_media(duration_ms, text.chars().count() as i64);
-            self.play_for(duration_ms, barge_in).await?;
+            let started = self.core.clock.now_ms();
+            let played = self.play_for(duration_ms, barge_in).await;
+            let heard = self.heard_ms(duration_ms, started, played.is_ok());
+            self.add_media(heard, text.chars().count() as i64);
+            played?;
         }
         Ok(())
     }
