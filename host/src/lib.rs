@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod edge;
 pub mod events;
+pub mod media;
 pub mod metering;
 pub mod modules;
 pub mod runtime;

@@ -443,7 +443,7 @@ impl Received {
 pub struct Reply {
     pub status: u16,
     pub content_type: Option<&'static str>,
-    pub body: String,
+    pub body: Vec<u8>,
     /// Seconds to wait before answering (to trip the host's timeout).
     pub delay_ms: u64,
 }
@@ -453,7 +453,16 @@ impl Reply {
         Reply {
             status: 200,
             content_type: Some("text/xml"),
-            body: body.to_string(),
+            body: body.as_bytes().to_vec(),
+            delay_ms: 0,
+        }
+    }
+
+    pub fn audio(content_type: &'static str, body: Vec<u8>) -> Reply {
+        Reply {
+            status: 200,
+            content_type: Some(content_type),
+            body,
             delay_ms: 0,
         }
     }

@@ -367,8 +367,13 @@ async fn an_http_application_serving_twiml_drives_the_same_verbs() {
         (
             "/choice",
             Reply::twiml(
-                "<Response><Say voice=\"woman\">You chose</Say><Play loop=\"2\">http://media.example/tone.wav</Play><Pause length=\"1\"/><Hangup/></Response>",
+                "<Response><Say voice=\"woman\">You chose</Say><Play loop=\"2\">/tone.wav</Play><Pause length=\"1\"/><Hangup/></Response>",
             ),
+        ),
+        // 1.5 s of 8 kHz audio: the host decodes it to learn how long it plays.
+        (
+            "/tone.wav",
+            Reply::audio("audio/wav", switchboard_host::media::silent_wav(8_000, 12_000)),
         ),
     ])
     .await;
@@ -404,10 +409,26 @@ async fn an_http_application_serving_twiml_drives_the_same_verbs() {
     let entries = timeline["timeline"].as_array().expect("entries");
     assert_eq!(entries[2]["timeout_seconds"], 7);
     assert_eq!(entries[6]["voice"], "woman");
-    assert_eq!(entries[7]["url"], "http://media.example/tone.wav");
+    assert_eq!(entries[7]["url"], web.url("/tone.wav"));
+    assert_eq!(entries[7]["duration_ms"], 1_500);
+    assert_eq!(entries[8]["duration_ms"], 1_500);
     assert_eq!(entries[9]["duration_ms"], 1_000);
+    let (_, segments) = app
+        .get(&tenant, &format!("/v1/Calls/{call}/Segments"))
+        .await;
+    let choice = &segments["segments"][1];
+    let speech = |text: &str| switchboard_host::telephony::session::speech_duration_ms(text);
+    assert_eq!(
+        choice["media_ms"],
+        speech("You chose") + 3_000,
+        "{segments:#}"
+    );
 
-    let received = web.received();
+    let received: Vec<_> = web
+        .received()
+        .into_iter()
+        .filter(|r| r.path != "/tone.wav")
+        .collect();
     assert_eq!(received.len(), 2, "{received:?}");
     assert_eq!(received[0].path, "/menu");
     assert_eq!(received[0].param("CallSid"), Some(call.as_str()));

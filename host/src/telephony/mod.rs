@@ -48,6 +48,7 @@ pub struct Core {
     pub runtime: Arc<Runtime>,
     pub accounts: Accounts,
     pub http: reqwest::Client,
+    pub media: crate::media::Media,
     live: Mutex<HashMap<String, Live>>,
 }
 
@@ -133,6 +134,7 @@ impl Telephony {
             registry,
             runtime,
             accounts,
+            media: crate::media::Media::new(http.clone()),
             http,
             live: Mutex::new(HashMap::new()),
         }))

@@ -531,7 +531,11 @@ impl Session {
                     .err()
                     .and_then(Result::err),
                 Instruction::Play(play) => self
-                    .play(&play.url, play.loop_count, false)
+                    .play(
+                        &media_url(&document.request, &play.url),
+                        play.loop_count,
+                        false,
+                    )
                     .await
                     .err()
                     .and_then(Result::err),
@@ -716,16 +720,21 @@ impl Session {
         loop_count: u32,
         barge_in: bool,
     ) -> Result<(), Result<String, Flow>> {
+        let duration_ms = self.core.media.duration_ms(url).await;
         for _ in 0..repetitions(loop_count) {
             self.leg.experience(
                 self.core.clock.now_ms(),
                 Experience::Play {
                     url: url.to_string(),
-                    duration_ms: None,
+                    duration_ms,
                 },
             );
-            self.add_media(0, 0);
-            self.play_for(0, barge_in).await?;
+            let length = duration_ms.unwrap_or(0);
+            let started = self.core.clock.now_ms();
+            let played = self.play_for(length, barge_in).await;
+            let heard = self.heard_ms(length, started, played.is_ok());
+            self.add_media(heard, 0);
+            played?;
         }
         Ok(())
     }
@@ -791,7 +800,10 @@ impl Session {
                     )
                     .await
                 }
-                Prompt::Play(play) => self.play(&play.url, play.loop_count, true).await,
+                Prompt::Play(play) => {
+                    self.play(&media_url(request, &play.url), play.loop_count, true)
+                        .await
+                }
                 Prompt::Pause { length_seconds } => self.pause(*length_seconds, true).await,
             };
             match played {
@@ -1245,6 +1257,11 @@ fn status_event(record: &CallRecord, now: i64) -> Statement {
         }),
     }
     .statement()
+}
+
+/// A media URL as written in a document: relative URLs are relative to the document's own URL.
+fn media_url(request: &Request, url: &str) -> String {
+    resolve_uri(&request.uri, url).unwrap_or_else(|_| url.to_string())
 }
 
 /// How many times a `loop` attribute plays: 0 means "until the call moves on", capped at 1000 as on
