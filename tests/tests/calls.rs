@@ -930,3 +930,45 @@ async fn bad_input_is_refused_clearly_and_changes_nothing() {
     system.shutdown().await;
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn reject_as_the_first_instruction_refuses_the_call_unanswered() {
+    let web = HttpApp::start(vec![
+        (
+            "/busy",
+            Reply::twiml("<Response><Reject reason=\"busy\"/></Response>"),
+        ),
+        (
+            "/reject",
+            Reply::twiml("<Response><Reject/><Say>never</Say></Response>"),
+        ),
+    ])
+    .await;
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    for (path, number, status) in [
+        ("/busy", "+14155550210", "busy"),
+        ("/reject", "+14155550211", "no-answer"),
+    ] {
+        app.buy_number(&tenant, number, &[("VoiceUrl", &web.url(path))])
+            .await;
+        let call = app.place_call(&tenant, "+14155550199", number).await;
+        let timeline = app.wait_ended(&tenant, &call).await;
+        assert_eq!(
+            experience_types(&timeline),
+            ["status", "status", "hangup"],
+            "{timeline:#}"
+        );
+        assert_eq!(timeline["status"], status);
+        let (_, record) = app
+            .get(
+                &tenant,
+                &app.account_path(&tenant, &format!("Calls/{call}.json")),
+            )
+            .await;
+        assert_eq!(record["status"], status);
+        assert_eq!(record["start_time"], Value::Null, "never answered");
+        assert_eq!(record["ended_by"], "application");
+    }
+    app.shutdown().await;
+}
