@@ -58,9 +58,10 @@ pub struct Meter {
     tx: mpsc::Sender<Pending>,
 }
 
-/// Rows per insert statement. A fixed size lets every full chunk reuse one prepared statement, and
-/// 13 parameters a row stays well inside SQLite's and PostgreSQL's parameter limits.
-const ROWS_PER_STATEMENT: usize = 100;
+/// Rows per insert statement. A fixed size lets every full chunk reuse one prepared statement.
+/// Kept small because SQLite looks bound parameters up by walking a list, so binding costs grow
+/// with the square of the parameters in one statement (13 a row).
+const ROWS_PER_STATEMENT: usize = 16;
 /// Records waiting for the writer before `record` makes invocations wait (back-pressure).
 const QUEUE_CAPACITY: usize = 65_536;
 

@@ -181,9 +181,9 @@ async fn commit_with_retry(db: &Db, batch: &[(Change, Ack)]) -> Result<(), NotCo
     Err(NotCommitted("unreachable retry loop end".into()))
 }
 
-/// Appended rows per multi-row insert: full chunks reuse one prepared statement, and 100 rows of
-/// a few columns stay inside both databases' parameter limits.
-const ROWS_PER_INSERT: usize = 100;
+/// Appended rows per multi-row insert. Full chunks reuse one prepared statement; the chunk stays
+/// small because SQLite's parameter binding costs grow with the square of a statement's parameters.
+const ROWS_PER_INSERT: usize = 32;
 
 async fn commit(db: &Db, batch: &[(Change, Ack)]) -> Result<(), sqlx::Error> {
     let mut tx = db.pool().begin().await?;
