@@ -121,6 +121,19 @@ impl CallRecord {
         )
     }
 
+    /// The call as a handler request describes it.
+    pub fn view(&self) -> super::handler::CallView<'_> {
+        super::handler::CallView {
+            call_sid: &self.sid,
+            account_sid: &self.account_sid,
+            from: &self.from,
+            to: &self.to,
+            direction: self.direction,
+            status: self.status,
+            parent_call_sid: self.parent_call_sid.as_deref(),
+        }
+    }
+
     /// The call's URL path on the `2010-04-01` API.
     pub fn uri(&self) -> String {
         format!(

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::calls::{CallRecord, Experience, Party, TimelineEntry};
-use super::handler::{CallView, Controller, HandlerError, Request, resolve_uri};
+use super::handler::{Controller, HandlerError, Request, resolve_uri};
 use super::{Core, Live};
 use crate::accounts::Account;
 use crate::api::error::Code;
@@ -324,15 +324,7 @@ impl Session {
             ));
         }
         let record = self.leg.record();
-        let view = CallView {
-            call_sid: &record.sid,
-            account_sid: &record.account_sid,
-            from: &record.from,
-            to: &record.to,
-            direction: record.direction,
-            status: record.status,
-            parent_call_sid: record.parent_call_sid.as_deref(),
-        };
+        let view = record.view();
         let answer = self.core.request(&self.account, &view, request).await;
         self.enter_segment(&answer.controller);
         if let Some(segment) = self.segment.as_mut() {
@@ -1197,15 +1189,7 @@ impl Session {
             return;
         }
         let now = self.core.clock.now_ms();
-        let view = CallView {
-            call_sid: &record.sid,
-            account_sid: &record.account_sid,
-            from: &record.from,
-            to: &record.to,
-            direction: record.direction,
-            status: record.status,
-            parent_call_sid: record.parent_call_sid.as_deref(),
-        };
+        let view = record.view();
         let mut params = super::handler::request_parameters(
             &view,
             &Request {
