@@ -40,6 +40,17 @@ pub enum Param {
     Int(Option<i64>),
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+impl Param {
+    fn bind<'q>(&self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        match self {
+            Param::Text(value) => query.bind(value.clone()),
+            Param::Int(value) => query.bind(*value),
+        }
+    }
+}
+
 impl From<&str> for Param {
     fn from(value: &str) -> Self {
         Param::Text(Some(value.to_string()))
@@ -103,10 +114,7 @@ impl Statement {
     async fn execute(&self, conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
         let mut query = sqlx::query(self.sql);
         for param in &self.params {
-            query = match param {
-                Param::Text(value) => query.bind(value.clone()),
-                Param::Int(value) => query.bind(*value),
-            };
+            query = param.bind(query);
         }
         query.execute(conn).await.map(|_| ())
     }
@@ -235,10 +243,7 @@ async fn insert_rows(
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for row in rows {
         for param in &row.params {
-            query = match param {
-                Param::Text(value) => query.bind(value.clone()),
-                Param::Int(value) => query.bind(*value),
-            };
+            query = param.bind(query);
         }
     }
     query.execute(conn).await.map(|_| ())

@@ -63,6 +63,38 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
+    /// A new call with a fresh sid, created `now`, with no handler, callback, parent or times yet.
+    pub fn new(
+        account_sid: &str,
+        from: &str,
+        to: &str,
+        direction: CallDirection,
+        status: CallStatus,
+        now: i64,
+    ) -> Self {
+        CallRecord {
+            sid: crate::sid::new_sid("CA"),
+            account_sid: account_sid.to_string(),
+            parent_call_sid: None,
+            phone_number_sid: None,
+            application_sid: None,
+            from: from.to_string(),
+            to: to.to_string(),
+            direction,
+            status,
+            url: None,
+            fallback_url: None,
+            status_callback: None,
+            status_callback_method: "POST".into(),
+            status_callback_events: Vec::new(),
+            start_time: None,
+            end_time: None,
+            ended_by: None,
+            date_created: now,
+            date_updated: now,
+        }
+    }
+
     pub fn insert(&self) -> Statement {
         Statement::new(
             "INSERT INTO calls (sid, account_sid, parent_call_sid, phone_number_sid, application_sid, from_number, to_number, direction, status, url, fallback_url, status_callback, status_callback_method, status_callback_events, start_time, end_time, date_created, date_updated)
@@ -164,9 +196,7 @@ impl CallRecord {
             end_time: self.end_time.map(rfc2822),
             duration: self
                 .end_time
-                .and(self.duration_seconds(0))
-                .map(|s| s.to_string())
-                .or_else(|| self.end_time.map(|_| "0".to_string())),
+                .map(|_| self.duration_seconds(0).unwrap_or(0).to_string()),
             ended_by: self.ended_by,
             answered_by: None,
             api_version: "2010-04-01",

@@ -23,7 +23,6 @@ use crate::config::TelephonySettings;
 use crate::modules::Registry;
 use crate::runtime::Runtime;
 use crate::runtime::io::{CallDirection, CallStatus};
-use crate::sid::new_sid;
 use crate::store::Db;
 use crate::store::batch::Writer;
 use calls::{CallRecord, CallResource, Segment, TimelineEntry};
@@ -205,25 +204,20 @@ impl Telephony {
         };
         let now = self.0.clock.now_ms();
         let record = CallRecord {
-            sid: new_sid("CA"),
-            account_sid: account.sid.clone(),
-            parent_call_sid: None,
             phone_number_sid: Some(routing.phone_number_sid.clone()),
             application_sid: routing.application_sid.clone(),
-            from: from.to_string(),
-            to: to.to_string(),
-            direction: CallDirection::Inbound,
-            status: CallStatus::Ringing,
             url: routing.voice.voice_url.clone(),
             fallback_url: routing.voice.voice_fallback_url.clone(),
             status_callback: routing.voice.status_callback.clone(),
             status_callback_method: routing.voice.status_callback_method.clone(),
-            status_callback_events: Vec::new(),
-            start_time: None,
-            end_time: None,
-            ended_by: None,
-            date_created: now,
-            date_updated: now,
+            ..CallRecord::new(
+                &account.sid,
+                from,
+                to,
+                CallDirection::Inbound,
+                CallStatus::Ringing,
+                now,
+            )
         };
         // The session starts at once: the caller should not wait for the disk. The placing request
         // is acknowledged only once the call is committed, and a call whose record cannot be
@@ -271,25 +265,20 @@ impl Telephony {
     pub async fn outbound(&self, account: &Account, call: OutboundCall) -> ApiResult<CallResource> {
         let now = self.0.clock.now_ms();
         let record = CallRecord {
-            sid: new_sid("CA"),
-            account_sid: account.sid.clone(),
-            parent_call_sid: None,
-            phone_number_sid: None,
             application_sid: call.application_sid.clone(),
-            from: call.from,
-            to: call.to,
-            direction: CallDirection::OutboundApi,
-            status: CallStatus::Queued,
             url: Some(call.handlers.url.clone()),
             fallback_url: call.handlers.fallback_url.clone(),
             status_callback: call.status_callback,
             status_callback_method: call.status_callback_method,
             status_callback_events: call.status_callback_events,
-            start_time: None,
-            end_time: None,
-            ended_by: None,
-            date_created: now,
-            date_updated: now,
+            ..CallRecord::new(
+                &account.sid,
+                &call.from,
+                &call.to,
+                CallDirection::OutboundApi,
+                CallStatus::Queued,
+                now,
+            )
         };
         self.0
             .writer

@@ -23,6 +23,12 @@ pub fn check_method(field: &str, value: &str) -> ApiResult<String> {
     }
 }
 
+/// An absolute http(s) URL with a host.
+fn is_http_url(value: &str) -> bool {
+    reqwest::Url::parse(value)
+        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+}
+
 /// A handler URI as users may give it: `module:NAME`, `module:NAME@VERSION` or an http(s) URL.
 pub fn check_uri(field: &str, value: &str) -> ApiResult<()> {
     if let Some(parsed) = ModuleUri::parse(value) {
@@ -30,21 +36,23 @@ pub fn check_uri(field: &str, value: &str) -> ApiResult<()> {
             .map(|_| ())
             .map_err(|message| ApiError::invalid(format!("{field}: {message}")));
     }
-    match reqwest::Url::parse(value) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(()),
-        _ => Err(ApiError::invalid(format!(
+    if is_http_url(value) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
             "{field} {value:?} is not a handler URI: use module:NAME, module:NAME@VERSION or an http(s) URL"
-        ))),
+        )))
     }
 }
 
 /// A status callback target: only HTTP(S) URLs receive status callbacks.
 pub fn check_callback_url(field: &str, value: &str) -> ApiResult<()> {
-    match reqwest::Url::parse(value) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(()),
-        _ => Err(ApiError::invalid(format!(
+    if is_http_url(value) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
             "{field} {value:?} is not an http(s) URL"
-        ))),
+        )))
     }
 }
 

@@ -884,25 +884,15 @@ impl Session {
         let mut legs = Vec::new();
         for number in numbers {
             let record = CallRecord {
-                sid: crate::sid::new_sid("CA"),
-                account_sid: parent.account_sid.clone(),
                 parent_call_sid: Some(parent.sid.clone()),
-                phone_number_sid: None,
-                application_sid: None,
-                from: caller_id.clone(),
-                to: number,
-                direction: crate::runtime::io::CallDirection::OutboundDial,
-                status: CallStatus::Queued,
-                url: None,
-                fallback_url: None,
-                status_callback: None,
-                status_callback_method: "POST".into(),
-                status_callback_events: Vec::new(),
-                start_time: None,
-                end_time: None,
-                ended_by: None,
-                date_created: now,
-                date_updated: now,
+                ..CallRecord::new(
+                    &parent.account_sid,
+                    &caller_id,
+                    &number,
+                    crate::runtime::io::CallDirection::OutboundDial,
+                    CallStatus::Queued,
+                    now,
+                )
             };
             let leg = Leg::new(record.clone());
             self.core
