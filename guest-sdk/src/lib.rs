@@ -766,7 +766,7 @@ pub mod wait_state {
     ///
     /// let offer: WaitInstruction = wait_state::gather()
     ///     .num_digits(1)
-    ///     .action("module:voicemail")
+    ///     .action("module:hold-menu")
     ///     .say("Press 1 to leave a message.")
     ///     .into();
     /// ```

@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::metering::Meter;
 use crate::modules::Registry;
+use crate::queues::Queues;
 use crate::runtime::{HostServices, Runtime};
 use crate::sid::new_secret;
 use crate::store::Db;
@@ -31,6 +32,7 @@ pub struct App {
     /// Group-commit writer for state changes (calls, segments, events).
     pub writer: Writer,
     pub telephony: Telephony,
+    pub queues: Queues,
     pub admin_token: String,
     pub metrics: PrometheusHandle,
 }
@@ -113,7 +115,13 @@ impl App {
         let db = Db::open(config.database_url.as_deref(), &config.data_dir).await?;
         let admin_token = admin_token(&config)?;
         let meter = Meter::start(db.clone(), config.runtime.usage_batch_size);
-        let services = Arc::new(HostServices { db: db.clone() });
+        let writer = Writer::start(db.clone());
+        let clock = Clock::new(config.telephony.clock);
+        let queues = Queues::new(db.clone(), writer.clone(), clock.clone());
+        let services = Arc::new(HostServices {
+            db: db.clone(),
+            queues: queues.clone(),
+        });
         let runtime = Arc::new(Runtime::new(
             &config.runtime,
             config.data_dir.join("artifacts"),
@@ -127,21 +135,22 @@ impl App {
             config.limits,
         );
         let accounts = Accounts::new(db.clone());
-        let writer = Writer::start(db.clone());
         let telephony = Telephony::new(
             db.clone(),
             writer.clone(),
-            Clock::new(config.telephony.clock),
+            clock,
             config.telephony.clone(),
             registry.clone(),
             runtime.clone(),
             accounts.clone(),
+            queues.clone(),
         );
         telephony.recover().await?;
         let app = App {
             accounts,
             writer,
             telephony,
+            queues,
             config,
             db,
             registry,

@@ -132,6 +132,12 @@ pub struct TelephonySettings {
     /// Handler requests in a row without the caller hearing anything or pressing a key before the
     /// call is ended as a redirect loop (11215).
     pub max_fetches_without_progress: u32,
+    /// What a queued caller hears when its enqueue names no wait URL: an http(s) URL of audio to
+    /// loop, or none for silence.
+    pub hold_music_url: Option<String>,
+    /// Seconds of hold (music or silence) a queued caller hears when its wait-state application
+    /// fails, before the application is asked again.
+    pub wait_fallback_seconds: u32,
 }
 
 impl Default for TelephonySettings {
@@ -142,6 +148,8 @@ impl Default for TelephonySettings {
             http_connect_timeout_ms: 5_000,
             http_timeout_ms: 15_000,
             max_fetches_without_progress: 50,
+            hold_music_url: None,
+            wait_fallback_seconds: 10,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod events;
 pub mod media;
 pub mod metering;
 pub mod modules;
+pub mod queues;
 pub mod runtime;
 pub mod sid;
 pub mod store;

@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::modules::api::routes(&state.config.modules))
         .merge(crate::metering::api::routes())
         .merge(crate::telephony::api::routes())
+        .merge(crate::queues::api::routes())
         .merge(crate::edge::sim::api::routes())
         .merge(crate::events::api::routes())
         .fallback(not_found)
@@ -339,6 +340,14 @@ async fn fetch_error(Path(code): Path<u32>) -> ApiResult<Json<ErrorEntry>> {
         crate::telephony::api::fetch_call,
         crate::telephony::api::update_call,
         crate::telephony::api::list_segments,
+        crate::queues::api::create_queue,
+        crate::queues::api::list_queues,
+        crate::queues::api::fetch_queue,
+        crate::queues::api::update_queue,
+        crate::queues::api::delete_queue,
+        crate::queues::api::list_members,
+        crate::queues::api::fetch_member,
+        crate::queues::api::dequeue_member,
         crate::edge::sim::api::place_call,
         crate::edge::sim::api::press_digits,
         crate::edge::sim::api::hang_up,

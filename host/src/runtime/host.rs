@@ -1,8 +1,8 @@
 //! What a guest can reach: the per-invocation store data and the host side of every WIT interface.
 //!
-//! `kv` and `log` are served here in full. The call, routing, presence, media and event primitives
-//! answer with a clear "not available" error until their domains provide them, so a module that
-//! imports them still links and can handle the error.
+//! `kv`, `log` and `queues` are served here in full. The routing, presence, media and event
+//! primitives answer with a clear "not available" error until their domains provide them, so a
+//! module that imports them still links and can handle the error.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +28,7 @@ const STDERR_CAPACITY: usize = 16 * 1024;
 /// Long-lived services host functions call into, shared by every invocation.
 pub struct HostServices {
     pub db: Db,
+    pub queues: crate::queues::Queues,
 }
 
 /// Who is running: the account and module an invocation belongs to, for scoping and logging.
@@ -392,6 +393,17 @@ impl log::Host for Invocation {
     }
 }
 
+impl Invocation {
+    /// The sid of the account's queue named `name`.
+    fn queue_sid(&self, name: &str) -> Result<String, String> {
+        self.services
+            .queues
+            .find_by_name(&self.principal.account_sid, name)
+            .map(|queue| queue.sid)
+            .ok_or_else(|| format!("this account has no queue named {name:?}"))
+    }
+}
+
 impl queues::Host for Invocation {
     async fn enqueue(
         &mut self,
@@ -400,41 +412,112 @@ impl queues::Host for Invocation {
         _priority: i32,
     ) -> wasmtime::Result<Result<u32, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("queues")))
+        Ok(Err(
+            "a call joins a queue by running an enqueue instruction: return one from the call's telephony handler"
+                .into(),
+        ))
     }
 
     async fn dequeue(
         &mut self,
-        _queue: String,
-        _uri: String,
+        queue: String,
+        uri: String,
     ) -> wasmtime::Result<Result<Option<String>, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("queues")))
+        let queue_sid = match self.queue_sid(&queue) {
+            Ok(sid) => sid,
+            Err(message) => return Ok(Err(message)),
+        };
+        if let Err(error) = crate::telephony::resources::check_uri("uri", &uri) {
+            return Ok(Err(error.message));
+        }
+        let queues = self.services.queues.clone();
+        let account_sid = self.principal.account_sid.clone();
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let dequeued = tokio::time::timeout(
+            remaining,
+            queues.redirect_member(
+                &account_sid,
+                &queue_sid,
+                crate::queues::MemberRef::Front,
+                &uri,
+                "POST",
+            ),
+        )
+        .await;
+        Ok(match dequeued {
+            Ok(Ok(member)) => Ok(Some(member.call_sid)),
+            Ok(Err(error)) if error.code == crate::api::error::Code::NotFound => Ok(None),
+            Ok(Err(error)) => Err(error.message),
+            Err(_) => Err("the dequeued caller did not leave the queue before the deadline".into()),
+        })
     }
 
     async fn position(
         &mut self,
-        _queue: String,
-        _call_sid: String,
+        queue: String,
+        call_sid: String,
     ) -> wasmtime::Result<Result<Option<u32>, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("queues")))
+        let queue_sid = match self.queue_sid(&queue) {
+            Ok(sid) => sid,
+            Err(message) => return Ok(Err(message)),
+        };
+        let member = self.services.queues.member(
+            &self.principal.account_sid,
+            &queue_sid,
+            &crate::queues::MemberRef::Call(call_sid),
+        );
+        Ok(Ok(member
+            .flatten()
+            .map(|m| u32::try_from(m.position).unwrap_or(u32::MAX))))
     }
 
     async fn info(
         &mut self,
-        _queue: String,
+        queue: String,
     ) -> wasmtime::Result<Result<Option<queues::QueueInfo>, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("queues")))
+        let Ok(queue_sid) = self.queue_sid(&queue) else {
+            return Ok(Ok(None));
+        };
+        let info = self
+            .services
+            .queues
+            .get(&self.principal.account_sid, &queue_sid)
+            .map(|q| queues::QueueInfo {
+                sid: q.sid,
+                name: q.friendly_name,
+                current_size: u32::try_from(q.current_size).unwrap_or(u32::MAX),
+                max_size: u32::try_from(q.max_size).unwrap_or(u32::MAX),
+                average_wait_seconds: u32::try_from(q.average_wait_time).unwrap_or(u32::MAX),
+            });
+        Ok(Ok(info))
     }
 
     async fn members(
         &mut self,
-        _queue: String,
+        queue: String,
     ) -> wasmtime::Result<Result<Vec<queues::Member>, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("queues")))
+        let queue_sid = match self.queue_sid(&queue) {
+            Ok(sid) => sid,
+            Err(message) => return Ok(Err(message)),
+        };
+        let members = self
+            .services
+            .queues
+            .members(&self.principal.account_sid, &queue_sid)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| queues::Member {
+                call_sid: m.call_sid,
+                position: u32::try_from(m.position).unwrap_or(u32::MAX),
+                wait_seconds: u32::try_from(m.wait_time).unwrap_or(u32::MAX),
+                priority: m.priority,
+            })
+            .collect();
+        Ok(Ok(members))
     }
 }
 

@@ -250,7 +250,7 @@ impl Trigger {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Say {
     pub text: String,
     pub voice: Option<String>,
@@ -269,7 +269,7 @@ impl From<&wit::Say> for Say {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Play {
     pub url: String,
     pub loop_count: u32,
@@ -284,7 +284,7 @@ impl From<&wit::Play> for Play {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "verb", rename_all = "kebab-case")]
 pub enum Prompt {
     Say(Say),
@@ -292,7 +292,7 @@ pub enum Prompt {
     Pause { length_seconds: u32 },
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Gather {
     pub num_digits: Option<u32>,
     pub timeout_seconds: u32,
@@ -323,7 +323,7 @@ impl From<&wit::Gather> for Gather {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum DialTarget {
     Number { number: String },
@@ -331,7 +331,7 @@ pub enum DialTarget {
     Queue { name: String, url: Option<String> },
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dial {
     pub targets: Vec<DialTarget>,
     pub timeout_seconds: u32,
@@ -340,7 +340,7 @@ pub struct Dial {
     pub time_limit_seconds: Option<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Enqueue {
     pub queue: String,
     pub wait_uri: Option<String>,
@@ -350,7 +350,7 @@ pub struct Enqueue {
     pub task_attributes: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RejectReason {
     Rejected,
@@ -358,7 +358,7 @@ pub enum RejectReason {
 }
 
 /// One instruction of a telephony handler's answer.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "verb", rename_all = "kebab-case")]
 pub enum Instruction {
     Say(Say),
@@ -426,7 +426,7 @@ impl From<&wit::Instruction> for Instruction {
 }
 
 /// One instruction of a wait-state application's answer.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "verb", rename_all = "kebab-case")]
 pub enum WaitInstruction {
     Say(Say),
@@ -450,6 +450,20 @@ impl From<&wit::WaitInstruction> for WaitInstruction {
             wit::WaitInstruction::Redirect(uri) => WaitInstruction::Redirect { uri: uri.clone() },
             wit::WaitInstruction::Leave => WaitInstruction::Leave,
             wit::WaitInstruction::Hangup => WaitInstruction::Hangup,
+        }
+    }
+}
+
+impl From<WaitInstruction> for Instruction {
+    fn from(instruction: WaitInstruction) -> Self {
+        match instruction {
+            WaitInstruction::Say(say) => Instruction::Say(say),
+            WaitInstruction::Play(play) => Instruction::Play(play),
+            WaitInstruction::Pause { length_seconds } => Instruction::Pause { length_seconds },
+            WaitInstruction::Gather(gather) => Instruction::Gather(gather),
+            WaitInstruction::Redirect { uri } => Instruction::Redirect { uri },
+            WaitInstruction::Leave => Instruction::Leave,
+            WaitInstruction::Hangup => Instruction::Hangup,
         }
     }
 }

@@ -57,7 +57,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The account named in the path, which must be the caller's own.
-fn own_account(account: &Account, account_sid: &str) -> ApiResult<()> {
+pub(crate) fn own_account(account: &Account, account_sid: &str) -> ApiResult<()> {
     if account.sid == account_sid {
         Ok(())
     } else {
@@ -68,7 +68,7 @@ fn own_account(account: &Account, account_sid: &str) -> ApiResult<()> {
 }
 
 /// `AP....json` → `AP...`.
-fn sid_of(file: &str) -> &str {
+pub(crate) fn sid_of(file: &str) -> &str {
     file.strip_suffix(".json").unwrap_or(file)
 }
 

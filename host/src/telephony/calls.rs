@@ -320,6 +320,27 @@ pub enum Experience {
     Unbridged { call_sid: String, duration_ms: i64 },
     /// Both the handler and its fallback failed; the caller heard the application-error message.
     ApplicationError { code: u32, message: String },
+    /// The caller joined a queue (or resumed waiting in it after a restart).
+    Enqueued {
+        queue_sid: String,
+        queue: String,
+        position: u32,
+        resumed: bool,
+    },
+    /// The caller could not join a queue.
+    EnqueueFailed { queue: String, result: String },
+    /// The caller left its queue, and why (`QueueResult`).
+    LeftQueue {
+        queue_sid: String,
+        result: String,
+        wait_ms: i64,
+    },
+    /// The wait-state application failed; the caller heard the hold fallback and stayed queued.
+    WaitStateError {
+        uri: String,
+        code: u32,
+        message: String,
+    },
     /// The call ended.
     Hangup { by: Party },
 }
@@ -463,12 +484,14 @@ pub async fn segments(
     .collect()
 }
 
-/// Calls that were live when the host stopped cannot resume (their media and callers are gone):
-/// at start they are ended as failed, so no call stays "in-progress" forever.
+/// Calls that were live when the host stopped cannot resume (the instructions they were running are
+/// gone): at start they are ended as failed, so no call stays "in-progress" forever. Callers waiting
+/// in a queue are the exception: their membership holds all they need, and they resume waiting.
 pub async fn fail_interrupted(db: &Db, now_ms: i64) -> Result<u64, sqlx::Error> {
     let ended = sqlx::query(
         "UPDATE calls SET status = 'failed', end_time = $1, ended_by = 'system', date_updated = $1
-         WHERE status IN ('queued', 'ringing', 'in-progress')",
+         WHERE status IN ('queued', 'ringing', 'in-progress')
+           AND sid NOT IN (SELECT call_sid FROM queue_members)",
     )
     .bind(now_ms)
     .execute(db.pool())
@@ -479,4 +502,15 @@ pub async fn fail_interrupted(db: &Db, now_ms: i64) -> Result<u64, sqlx::Error> 
         .execute(db.pool())
         .await?;
     Ok(ended)
+}
+
+/// How many segments a call has recorded, so a resumed call numbers its next one after them.
+pub async fn segment_count(db: &Db, call_sid: &str) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) AS segments FROM call_segments WHERE call_sid = $1",
+    )
+    .bind(call_sid)
+    .fetch_one(db.pool())
+    .await?;
+    row.try_get("segments")
 }

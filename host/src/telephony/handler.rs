@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use crate::api::error::Code;
 use crate::modules::ModuleUri;
 use crate::runtime::Outcome;
-use crate::runtime::io::{CallInfo, HandlerFailure, Instruction, Play, Trigger};
+use crate::runtime::io::{
+    CallInfo, HandlerFailure, Instruction, Play, QueueStatus, Trigger, WaitInstruction,
+};
 
 use super::Core;
 use super::twiml;
@@ -52,13 +54,28 @@ pub struct Answer {
 }
 
 /// A request for instructions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Request {
     pub uri: String,
     pub method: String,
     pub trigger: Trigger,
     /// Set when this request is the fallback for a failed one.
     pub failure: Option<HandlerFailure>,
+    /// Further parameters the handler receives (queue figures, the dequeued call, ...).
+    pub parameters: Vec<(String, String)>,
+    /// Set when the request asks a wait-state application what a queued caller hears.
+    pub wait: Option<QueueStatus>,
+}
+
+impl Request {
+    pub fn new(uri: impl Into<String>, method: impl Into<String>, trigger: Trigger) -> Self {
+        Request {
+            uri: uri.into(),
+            method: method.into(),
+            trigger,
+            ..Request::default()
+        }
+    }
 }
 
 /// The call as the request describes it.
@@ -151,6 +168,12 @@ impl Core {
         if let Some(parent) = call.parent_call_sid {
             parameters.push(("ParentCallSid".into(), parent.into()));
         }
+        parameters.extend(request.parameters.iter().cloned());
+        // A wait-state application is not told why it is asked; keys gathered for it arrive as a
+        // parameter, as an HTTP wait URL receives them.
+        if let (Some(_), Trigger::Gather { digits, .. }) = (&request.wait, &request.trigger) {
+            parameters.push(("Digits".into(), digits.clone()));
+        }
         let info = CallInfo {
             call_sid: Some(call.call_sid.to_string()),
             from: call.from.to_string(),
@@ -161,21 +184,35 @@ impl Core {
             parameters,
         }
         .to_wit(call.account_sid);
-        let invoked = self
-            .runtime
-            .handle(&target, &info, &request.trigger.to_wit())
-            .await;
-        let cost = Cost {
-            fuel_consumed: invoked.usage.fuel_consumed,
-            wall_time_us: invoked.usage.wall_time_us,
-        };
-        let instructions = match invoked.result {
-            Ok(list) => {
-                let list: Vec<Instruction> = list.iter().map(Instruction::from).collect();
-                twiml::validate(&list)
-                    .map(|()| list)
-                    .map_err(|invalid| HandlerError::new(code_of(invalid.code), invalid.message))
+        let (result, usage) = match &request.wait {
+            Some(status) => {
+                let invoked = self.runtime.on_wait(&target, &info, &status.to_wit()).await;
+                let list = invoked.result.map(|list| {
+                    list.iter()
+                        .map(|i| Instruction::from(WaitInstruction::from(i)))
+                        .collect::<Vec<_>>()
+                });
+                (list, invoked.usage)
             }
+            None => {
+                let invoked = self
+                    .runtime
+                    .handle(&target, &info, &request.trigger.to_wit())
+                    .await;
+                let list = invoked
+                    .result
+                    .map(|list| list.iter().map(Instruction::from).collect::<Vec<_>>());
+                (list, invoked.usage)
+            }
+        };
+        let cost = Cost {
+            fuel_consumed: usage.fuel_consumed,
+            wall_time_us: usage.wall_time_us,
+        };
+        let instructions = match result {
+            Ok(list) => twiml::validate(&list)
+                .map(|()| list)
+                .map_err(|invalid| HandlerError::new(code_of(invalid.code), invalid.message)),
             Err(failure) => Err(HandlerError::new(
                 module_failure_code(failure.outcome),
                 format!(
@@ -230,7 +267,16 @@ impl Core {
         } else {
             self.http.post(url.clone()).form(&params)
         };
-        let instructions = fetch_document(builder, &url).await;
+        let mut instructions = fetch_document(builder, &url).await;
+        if request.wait.is_some()
+            && let Ok(list) = &instructions
+            && let Err(invalid) = twiml::validate_wait(list)
+        {
+            instructions = Err(HandlerError::new(
+                code_of(invalid.code),
+                format!("{url}: {}", invalid.message),
+            ));
+        }
         Answer {
             controller,
             cost: Cost {
@@ -258,6 +304,7 @@ pub fn request_parameters(call: &CallView<'_>, request: &Request) -> Vec<(String
     if let Some(parent) = call.parent_call_sid {
         params.push(("ParentCallSid".into(), parent.into()));
     }
+    params.extend(request.parameters.iter().cloned());
     match &request.trigger {
         Trigger::Incoming | Trigger::Redirect => {}
         Trigger::Gather { digits, .. } => params.push(("Digits".into(), digits.clone())),

@@ -12,6 +12,7 @@ pub mod session;
 pub mod twiml;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -21,6 +22,7 @@ use crate::api::error::{ApiError, ApiResult, Code};
 use crate::clock::Clock;
 use crate::config::TelephonySettings;
 use crate::modules::Registry;
+use crate::queues::Queues;
 use crate::runtime::Runtime;
 use crate::runtime::io::{CallDirection, CallStatus};
 use crate::store::Db;
@@ -48,7 +50,10 @@ pub struct Core {
     pub accounts: Accounts,
     pub http: reqwest::Client,
     pub media: crate::media::Media,
+    pub queues: Queues,
     live: Mutex<HashMap<String, Live>>,
+    /// Set once the host begins to stop: queued callers then keep their place instead of leaving.
+    stopping: AtomicBool,
 }
 
 impl Core {
@@ -81,6 +86,10 @@ impl Core {
                 },
             );
         }
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     pub(crate) fn unregister(&self, call_sid: &str) {
@@ -123,6 +132,7 @@ impl Telephony {
         registry: Registry,
         runtime: Arc<Runtime>,
         accounts: Accounts,
+        queues: Queues,
     ) -> Self {
         let http = handler::http_client(&settings);
         Telephony(Arc::new(Core {
@@ -135,7 +145,9 @@ impl Telephony {
             accounts,
             media: crate::media::Media::new(http.clone()),
             http,
+            queues,
             live: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
         }))
     }
 
@@ -149,8 +161,10 @@ impl Telephony {
     }
 
     /// Ends every live call (the host is stopping) and waits, up to `patience`, until their
-    /// sessions have stored their final state.
+    /// sessions have stored their final state. Callers waiting in a queue are not hung up: they
+    /// keep their place and resume waiting at the next start.
     pub async fn hang_up_all(&self, patience: std::time::Duration) {
+        self.0.stopping.store(true, Ordering::SeqCst);
         let live: Vec<(String, Live)> = self
             .0
             .live()
@@ -174,8 +188,41 @@ impl Telephony {
         self.0.find_live(account_sid, call_sid).is_some()
     }
 
-    /// Ends calls a previous run left live (see [`calls::fail_interrupted`]).
+    /// Resumes the callers a previous run left waiting in queues, and ends the other calls it
+    /// left live (see [`calls::fail_interrupted`]).
     pub async fn recover(&self) -> anyhow::Result<()> {
+        let members = self.0.queues.recover().await?;
+        let mut resumed = 0;
+        for member in members {
+            let call_sid = &member.membership.call_sid;
+            let record = calls::get(&self.0.db, &member.membership.account_sid, call_sid).await?;
+            let account = self.0.accounts.get(&member.membership.account_sid).await?;
+            match (record, account) {
+                (Some(record), Some(account)) if !record.status.is_final() => {
+                    let segments = calls::segment_count(&self.0.db, call_sid).await?;
+                    let handlers = record.url.clone().map(|url| Handlers {
+                        url,
+                        method: "POST".into(),
+                        fallback_url: record.fallback_url.clone(),
+                        fallback_method: "POST".into(),
+                    });
+                    Session::resume(self.0.clone(), account, record, handlers, member, segments);
+                    resumed += 1;
+                }
+                _ => {
+                    self.0
+                        .queues
+                        .discard(&member.membership.queue_sid, call_sid)
+                        .await?;
+                }
+            }
+        }
+        if resumed > 0 {
+            tracing::info!(
+                calls = resumed,
+                "callers waiting in queues resumed their wait"
+            );
+        }
         let ended = calls::fail_interrupted(&self.0.db, self.0.clock.now_ms()).await?;
         if ended > 0 {
             tracing::warn!(

@@ -166,6 +166,30 @@ pub fn validate(instructions: &[Instruction]) -> Result<(), InvalidInstructions>
     Ok(())
 }
 
+/// Checks what a wait-state application answered (over HTTP; a module's answer type already allows
+/// nothing else): only the instructions that keep a caller in its queue or take it out of it.
+pub fn validate_wait(instructions: &[Instruction]) -> Result<(), InvalidInstructions> {
+    for (index, instruction) in instructions.iter().enumerate() {
+        match instruction {
+            Instruction::Say(_)
+            | Instruction::Play(_)
+            | Instruction::Pause { .. }
+            | Instruction::Gather(_)
+            | Instruction::Redirect { .. }
+            | Instruction::Leave
+            | Instruction::Hangup => {}
+            other => {
+                return Err(InvalidInstructions::schema(format!(
+                    "instruction {} ({}) is not allowed while a caller waits in a queue; a wait document may use say, play, pause, gather, redirect, leave and hangup",
+                    index + 1,
+                    instruction_name(other)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Value rules shared by the parser and the validator. Each returns the reason a value is wrong as a
 // clause ("it is empty") that both callers wrap with their own notion of where the value came from.
@@ -407,7 +431,7 @@ impl Site {
     }
 }
 
-fn instruction_name(instruction: &Instruction) -> &'static str {
+pub fn instruction_name(instruction: &Instruction) -> &'static str {
     match instruction {
         Instruction::Say(_) => "say",
         Instruction::Play(_) => "play",
@@ -488,6 +512,16 @@ fn validate_dial(dial: &Dial, site: &Site) -> Result<()> {
             "targets has {} entries; at most {MAX_DIAL_TARGETS} may be dialed at once",
             dial.targets.len()
         )));
+    }
+    if dial.targets.len() > 1
+        && dial
+            .targets
+            .iter()
+            .any(|t| matches!(t, DialTarget::Queue { .. }))
+    {
+        return Err(site.error(
+            "targets mixes a queue with other targets; a dial to a queue connects to its head caller and rings nothing else",
+        ));
     }
     for (index, target) in dial.targets.iter().enumerate() {
         let position = index + 1;
@@ -1500,7 +1534,6 @@ mod tests {
     <Number>+14155550101</Number>
     <Client>alice</Client>
     <Client><Identity>bob</Identity></Client>
-    <Queue url="/whisper">support</Queue>
   </Dial>
   <Enqueue waitUrl="module:hold" action="/after-queue" workflowSid="{WORKFLOW}">support<Task priority="5">{{"language": "en"}}</Task></Enqueue>
   <Leave/>
@@ -1556,15 +1589,12 @@ mod tests {
         assert_eq!(dial.timeout_seconds, 20);
         assert_eq!(dial.caller_id.as_deref(), Some("+14155550100"));
         assert_eq!(dial.time_limit_seconds, Some(600));
-        assert_eq!(dial.targets.len(), 4);
+        assert_eq!(dial.targets.len(), 3);
         assert!(
             matches!(&dial.targets[0], DialTarget::Number { number } if number == "+14155550101")
         );
         assert!(matches!(&dial.targets[1], DialTarget::Client { identity } if identity == "alice"));
         assert!(matches!(&dial.targets[2], DialTarget::Client { identity } if identity == "bob"));
-        assert!(
-            matches!(&dial.targets[3], DialTarget::Queue { name, url } if name == "support" && url.as_deref() == Some("/whisper"))
-        );
 
         let Instruction::Enqueue(enqueue) = &instructions[5] else {
             panic!("{:?}", instructions[5]);
@@ -1783,18 +1813,28 @@ mod tests {
     #[test]
     fn dial_nouns_and_their_rules() {
         let Instruction::Dial(dial) = only(&response(
-            "<Dial><Number>4155550100</Number><Client>\n agent_7 \n</Client><Queue>sales</Queue></Dial>",
+            "<Dial><Number>4155550100</Number><Client>\n agent_7 \n</Client></Dial>",
         )) else {
             panic!()
         };
+        let Instruction::Dial(queue) = only(&response(
+            "<Dial><Queue url=\"/whisper\" method=\"GET\">sales</Queue></Dial>",
+        )) else {
+            panic!()
+        };
+        assert!(
+            matches!(&queue.targets[0], DialTarget::Queue { name, url } if name == "sales" && url.as_deref() == Some("/whisper"))
+        );
+        let mixed = parse(&response(
+            "<Dial><Number>4155550100</Number><Queue>sales</Queue></Dial>",
+        ))
+        .expect_err("a queue is dialled alone");
+        assert!(mixed.message.contains("mixes a queue"), "{}", mixed.message);
         assert!(
             matches!(&dial.targets[0], DialTarget::Number { number } if number == "4155550100")
         );
         assert!(
             matches!(&dial.targets[1], DialTarget::Client { identity } if identity == "agent_7")
-        );
-        assert!(
-            matches!(&dial.targets[2], DialTarget::Queue { name, url } if name == "sales" && url.is_none())
         );
 
         for body in [

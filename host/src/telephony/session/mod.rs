@@ -6,6 +6,8 @@
 //! to the call's timeline. Every status change and segment boundary is committed together with its
 //! event through the group-commit writer, and status callbacks are sent only after that commit.
 
+mod queueing;
+
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -16,13 +18,14 @@ use super::{Core, Live};
 use crate::accounts::Account;
 use crate::api::error::Code;
 use crate::events::NewEvent;
+use crate::queues::{Dequeue, StoredMember};
 use crate::runtime::io::{
     CallStatus, Dial, DialStatus, DialTarget, Gather, HandlerFailure, Instruction, Prompt, Trigger,
 };
 use crate::store::batch::{Change, Statement};
 
 /// Something that happened to a call from outside the session.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Action {
     /// The caller pressed keys.
     Digits(String),
@@ -36,10 +39,12 @@ pub enum Action {
     Reject,
     /// The called party was busy.
     Busy,
+    /// A dequeuer took the caller out of its queue (arrives through the queue, not the API).
+    Dequeued(Dequeue),
 }
 
 /// An [`Action`] for one leg of the session (the call itself or a leg it dialled).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Command {
     pub call_sid: String,
     pub action: Action,
@@ -98,10 +103,31 @@ impl Leg {
 enum Flow {
     /// Ask a handler for the next document.
     Fetch(Request),
+    /// The REST API moved the call to another handler (`POST Calls/{Sid}.json` with `Url`).
+    Transfer(Request),
+    /// Carry on with these instructions (what followed an enqueue, after a restart).
+    Run(Document),
     /// The call is over.
     End(Party),
     /// The document cannot be carried out; the fallback may take over.
     Failed(HandlerError),
+    /// A wait document asked to leave the queue.
+    Leave,
+    /// A wait or whisper document ran out of instructions.
+    Exhausted,
+    /// A dequeuer took the queued caller out.
+    Dequeued(Dequeue),
+}
+
+/// What a document is run for: the verbs allowed and what running out of them means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The call's own handler: running out ends the call.
+    Call,
+    /// A wait-state application: running out asks it again.
+    Wait,
+    /// Instructions run on a dequeued caller before it is connected: play, say, pause, redirect.
+    Whisper,
 }
 
 /// What interrupted a wait.
@@ -169,6 +195,11 @@ pub struct Session {
     /// When an inbound call reached the router; taken when its first instruction runs, to measure
     /// call setup (post-dial delay).
     arrived: Option<std::time::Instant>,
+    /// Dequeues for the caller while it waits in a queue.
+    inbox: Option<mpsc::UnboundedReceiver<Dequeue>>,
+    /// Set when the host stopped while the caller waited in a queue: the call is left as it is,
+    /// and resumes waiting at the next start.
+    suspended: bool,
 }
 
 impl Session {
@@ -181,6 +212,33 @@ impl Session {
         ring_timeout_s: u32,
         arrived: Option<std::time::Instant>,
     ) {
+        let session = Self::register(core, account, record, handlers, ring_timeout_s, arrived);
+        tokio::spawn(session.run());
+    }
+
+    /// Resumes a call that was waiting in a queue when the host stopped: it waits again in the
+    /// same place, then goes on as its enqueue said.
+    pub fn resume(
+        core: Arc<Core>,
+        account: Account,
+        record: CallRecord,
+        handlers: Option<Handlers>,
+        member: StoredMember,
+        segments: i64,
+    ) {
+        let mut session = Self::register(core, account, record, handlers, 0, None);
+        session.segments_opened = segments;
+        tokio::spawn(session.run_resumed(member));
+    }
+
+    fn register(
+        core: Arc<Core>,
+        account: Account,
+        record: CallRecord,
+        handlers: Option<Handlers>,
+        ring_timeout_s: u32,
+        arrived: Option<std::time::Instant>,
+    ) -> Session {
         let (tx, commands) = mpsc::unbounded_channel();
         let leg = Leg::new(record);
         core.register(
@@ -193,7 +251,7 @@ impl Session {
         );
         let (callbacks, queue) = mpsc::unbounded_channel();
         tokio::spawn(send_callbacks(core.http.clone(), queue));
-        let session = Session {
+        Session {
             core,
             account,
             leg,
@@ -206,8 +264,9 @@ impl Session {
             callback_sequence: 0,
             ring_timeout_s,
             arrived,
-        };
-        tokio::spawn(session.run());
+            inbox: None,
+            suspended: false,
+        }
     }
 
     async fn run(mut self) {
@@ -234,13 +293,22 @@ impl Session {
             return self.finish().await;
         };
         let by = self
-            .drive(Request {
-                uri: handlers.url.clone(),
-                method: handlers.method.clone(),
-                trigger: Trigger::Incoming,
-                failure: None,
-            })
+            .drive(Flow::Fetch(Request::new(
+                handlers.url.clone(),
+                handlers.method.clone(),
+                Trigger::Incoming,
+            )))
             .await;
+        self.end(by).await;
+        self.finish().await;
+    }
+
+    async fn run_resumed(mut self, member: StoredMember) {
+        let first = self.resume_waiting(member).await;
+        let by = match first {
+            Some(flow) => self.drive(flow).await,
+            None => Party::Application,
+        };
         self.end(by).await;
         self.finish().await;
     }
@@ -278,7 +346,7 @@ impl Session {
                         self.set_status(&self.leg.clone(), CallStatus::Canceled, Some(by));
                         return false;
                     }
-                    Action::Digits(_) | Action::Redirect { .. } => {}
+                    Action::Digits(_) | Action::Redirect { .. } | Action::Dequeued(_) => {}
                 },
                 Wake::Command(_) => {}
             }
@@ -286,28 +354,38 @@ impl Session {
     }
 
     /// Runs documents until the call ends; returns who ended it.
-    async fn drive(&mut self, first: Request) -> Party {
+    async fn drive(&mut self, first: Flow) -> Party {
         let mut next = first;
         loop {
-            let document = match self.fetch(&next).await {
-                Ok(document) => document,
-                Err(error) => match self.fall_back(&next, &error).await {
-                    Some(document) => document,
-                    None => return self.application_error(&error).await,
-                },
-            };
-            match self.run_document(&document).await {
-                Flow::Fetch(request) => next = request,
+            let document = match next {
+                Flow::Fetch(request) | Flow::Transfer(request) => {
+                    match self.fetch(&request).await {
+                        Ok(document) => document,
+                        Err(error) => match self.fall_back(&request, &error).await {
+                            Some(document) => document,
+                            None => return self.application_error(&error).await,
+                        },
+                    }
+                }
+                Flow::Run(document) => document,
                 Flow::End(by) => return by,
+                Flow::Failed(error) => return self.application_error(&error).await,
+                // Only a wait document leaves a queue or runs out; a dequeue reaches only a
+                // queued caller.
+                Flow::Leave | Flow::Exhausted | Flow::Dequeued(_) => {
+                    return Party::Application;
+                }
+            };
+            next = match self.run_document(&document, Mode::Call).await {
                 Flow::Failed(error) => match self.fall_back(&document.request, &error).await {
-                    Some(fallback) => match self.run_document(&fallback).await {
-                        Flow::Fetch(request) => next = request,
-                        Flow::End(by) => return by,
+                    Some(fallback) => match self.run_document(&fallback, Mode::Call).await {
                         Flow::Failed(error) => return self.application_error(&error).await,
+                        flow => flow,
                     },
                     None => return self.application_error(&error).await,
                 },
-            }
+                flow => flow,
+            };
         }
     }
 
@@ -354,13 +432,12 @@ impl Session {
             return None;
         }
         let request = Request {
-            uri: fallback,
-            method: handlers.fallback_method,
-            trigger: failed.trigger.clone(),
             failure: Some(HandlerFailure {
                 code: error.code.number(),
                 uri: failed.uri.clone(),
             }),
+            parameters: failed.parameters.clone(),
+            ..Request::new(fallback, handlers.fallback_method, failed.trigger.clone())
         };
         match self.fetch(&request).await {
             Ok(document) => Some(document),
@@ -492,7 +569,7 @@ impl Session {
     }
 
     /// Carries out one document, verb by verb.
-    async fn run_document(&mut self, document: &Document) -> Flow {
+    async fn run_document(&mut self, document: &Document, mode: Mode) -> Flow {
         for (index, instruction) in document.instructions.iter().enumerate() {
             if let Some(arrived) = self.arrived.take() {
                 metrics::histogram!("switchboard_call_setup_seconds")
@@ -536,27 +613,31 @@ impl Session {
                     .await
                     .err()
                     .and_then(Result::err),
+                Instruction::Gather(_) | Instruction::Hangup if mode == Mode::Whisper => {
+                    Some(not_allowed(instruction, mode))
+                }
                 Instruction::Gather(gather) => match self.gather(gather, &document.request).await {
                     Ok(None) => None,
                     Ok(Some(flow)) | Err(flow) => Some(flow),
                 },
+                Instruction::Dial(_) | Instruction::Enqueue(_) | Instruction::Reject { .. }
+                    if mode != Mode::Call =>
+                {
+                    Some(not_allowed(instruction, mode))
+                }
                 Instruction::Dial(dial) => self.dial(dial, &document.request).await,
-                Instruction::Enqueue(_) => Some(Flow::Failed(HandlerError::new(
-                    Code::VerbNotAvailable,
-                    "enqueue: call queues are not available on this host yet",
-                ))),
+                // Boxed: a queued caller's wait runs documents itself.
+                Instruction::Enqueue(enqueue) => {
+                    Box::pin(self.enqueue(enqueue, document, index)).await
+                }
+                Instruction::Leave if mode == Mode::Wait => Some(Flow::Leave),
                 Instruction::Leave => Some(Flow::Failed(HandlerError::new(
-                    Code::VerbNotAvailable,
-                    "leave: the call is not in a queue (call queues are not available on this host yet)",
+                    Code::SchemaValidation,
+                    "leave: the call is not waiting in a queue; leave belongs in a wait-state application's answer",
                 ))),
                 Instruction::Redirect { uri } => {
                     Some(match resolve_uri(&document.request.uri, uri) {
-                        Ok(uri) => Flow::Fetch(Request {
-                            uri,
-                            method: "POST".into(),
-                            trigger: Trigger::Redirect,
-                            failure: None,
-                        }),
+                        Ok(uri) => Flow::Fetch(Request::new(uri, "POST", Trigger::Redirect)),
                         Err(error) => Flow::Failed(error),
                     })
                 }
@@ -568,8 +649,11 @@ impl Session {
                 return flow;
             }
         }
-        // Out of instructions: the call ends, as on the reference platform.
-        Flow::End(Party::Application)
+        match mode {
+            // Out of instructions: the call ends, as on the reference platform.
+            Mode::Call => Flow::End(Party::Application),
+            Mode::Wait | Mode::Whisper => Flow::Exhausted,
+        }
     }
 
     /// Answers the call if it is not yet in progress.
@@ -580,7 +664,8 @@ impl Session {
         }
     }
 
-    /// Waits for a command or for `ms` of clock time (`None` = no timer).
+    /// Waits for a command (or a dequeue, while queued) or for `ms` of clock time (`None` = no
+    /// timer).
     async fn wait(&mut self, ms: Option<i64>) -> Wake {
         let clock = self.core.clock.clone();
         let timer = async move {
@@ -589,13 +674,26 @@ impl Session {
                 None => std::future::pending::<()>().await,
             }
         };
+        let inbox = self.inbox.as_mut();
+        let dequeued = async move {
+            match inbox {
+                Some(inbox) => match inbox.recv().await {
+                    Some(dequeue) => dequeue,
+                    // The queue dropped the caller's entry: nothing more will come.
+                    None => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
+        let sid = self.leg.sid();
         tokio::select! {
             biased;
             command = self.commands.recv() => match command {
                 Some(command) => Wake::Command(command),
                 // Every sender is gone: the host is shutting down.
-                None => Wake::Command(Command { call_sid: self.leg.sid(), action: Action::Hangup(Party::System) }),
+                None => Wake::Command(Command { call_sid: sid, action: Action::Hangup(Party::System) }),
             },
+            dequeue = dequeued => Wake::Command(Command { call_sid: sid, action: Action::Dequeued(dequeue) }),
             () = timer => Wake::Elapsed,
         }
     }
@@ -608,12 +706,12 @@ impl Session {
         }
         match command.action {
             Action::Hangup(by) => Some(Err(Flow::End(by))),
-            Action::Redirect { uri, method } => Some(Err(Flow::Fetch(Request {
+            Action::Redirect { uri, method } => Some(Err(Flow::Transfer(Request::new(
                 uri,
                 method,
-                trigger: Trigger::Redirect,
-                failure: None,
-            }))),
+                Trigger::Redirect,
+            )))),
+            Action::Dequeued(dequeue) => Some(Err(Flow::Dequeued(dequeue))),
             Action::Digits(digits) => {
                 self.fetches_without_progress = 0;
                 self.leg.experience(
@@ -836,15 +934,14 @@ impl Session {
         if collected.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Flow::Fetch(Request {
-            uri: action,
-            method: "POST".into(),
-            trigger: Trigger::Gather {
+        Ok(Some(Flow::Fetch(Request::new(
+            action,
+            "POST",
+            Trigger::Gather {
                 digits: collected,
                 timed_out,
             },
-            failure: None,
-        })))
+        ))))
     }
 
     /// Rings the dialled numbers, bridges the first to answer, and reports how it went.
@@ -859,11 +956,8 @@ impl Session {
                         "dial client: presence is not available on this host yet",
                     )));
                 }
-                DialTarget::Queue { .. } => {
-                    return Some(Flow::Failed(HandlerError::new(
-                        Code::VerbNotAvailable,
-                        "dial queue: call queues are not available on this host yet",
-                    )));
+                DialTarget::Queue { name, url } => {
+                    return self.dial_queue(name, url.as_deref(), dial, request).await;
                 }
             }
         }
@@ -929,16 +1023,15 @@ impl Session {
         self.release_legs(&legs, None);
         let (status, dial_call_sid, duration_seconds) = result;
         action.map(|uri| {
-            Flow::Fetch(Request {
+            Flow::Fetch(Request::new(
                 uri,
-                method: "POST".into(),
-                trigger: Trigger::Dial {
+                "POST",
+                Trigger::Dial {
                     status,
                     dial_call_sid,
                     duration_seconds,
                 },
-                failure: None,
-            })
+            ))
         })
     }
 
@@ -1000,7 +1093,7 @@ impl Session {
                     declined += 1;
                     self.set_status(leg, CallStatus::NoAnswer, Some(Party::Callee));
                 }
-                Action::Digits(_) | Action::Redirect { .. } => {}
+                Action::Digits(_) | Action::Redirect { .. } | Action::Dequeued(_) => {}
             }
         }
     }
@@ -1182,12 +1275,11 @@ impl Session {
         let view = record.view();
         let mut params = super::handler::request_parameters(
             &view,
-            &Request {
-                uri: url.clone(),
-                method: record.status_callback_method.clone(),
-                trigger: Trigger::Incoming,
-                failure: None,
-            },
+            &Request::new(
+                url.clone(),
+                record.status_callback_method.clone(),
+                Trigger::Incoming,
+            ),
         );
         if event == "initiated" {
             for (name, value) in &mut params {
@@ -1210,6 +1302,28 @@ impl Session {
             params,
         });
     }
+}
+
+/// The failure of an instruction that cannot run in this kind of document.
+fn not_allowed(instruction: &Instruction, mode: Mode) -> Flow {
+    let (name, allowed) = match mode {
+        Mode::Call => ("a call handler's answer", "any instruction but leave"),
+        Mode::Wait => (
+            "a wait-state application's answer",
+            "say, play, pause, gather, redirect, leave and hangup",
+        ),
+        Mode::Whisper => (
+            "the instructions run on a dequeued caller",
+            "say, play, pause and redirect",
+        ),
+    };
+    Flow::Failed(HandlerError::new(
+        Code::SchemaValidation,
+        format!(
+            "{}: not allowed in {name}, which may use {allowed}",
+            crate::telephony::twiml::instruction_name(instruction)
+        ),
+    ))
 }
 
 /// The `call.status-changed` event for the record's current status.
