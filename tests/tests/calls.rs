@@ -480,8 +480,8 @@ async fn failing_http_applications_fall_back_with_the_right_error_code() {
             },
         ),
         (
-            "/enqueue",
-            Reply::twiml("<Response><Enqueue>support</Enqueue></Response>"),
+            "/dial-client",
+            Reply::twiml("<Response><Dial><Client>alice</Client></Dial></Response>"),
         ),
         ("/fallback", Reply::twiml(fallback)),
     ])
@@ -496,7 +496,7 @@ async fn failing_http_applications_fall_back_with_the_right_error_code() {
         ("/bad-gather", 12200),
         ("/no-type", 12300),
         ("/nowhere", 11200),
-        ("/enqueue", 31009),
+        ("/dial-client", 31009),
     ];
     for (index, (path, code)) in cases.iter().enumerate() {
         let number = format!("+1415555013{index}");

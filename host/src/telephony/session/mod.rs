@@ -299,7 +299,9 @@ impl Session {
                 Trigger::Incoming,
             )))
             .await;
-        self.end(by).await;
+        if !self.suspended {
+            self.end(by).await;
+        }
         self.finish().await;
     }
 
@@ -309,7 +311,9 @@ impl Session {
             Some(flow) => self.drive(flow).await,
             None => Party::Application,
         };
-        self.end(by).await;
+        if !self.suspended {
+            self.end(by).await;
+        }
         self.finish().await;
     }
 
