@@ -161,8 +161,22 @@ impl Writer {
 async fn write_batches(db: Db, mut rx: mpsc::UnboundedReceiver<(Change, Ack)>) {
     let mut batch = Vec::with_capacity(BATCH_LIMIT);
     while rx.recv_many(&mut batch, BATCH_LIMIT).await > 0 {
-        let result = commit_with_retry(&db, &batch).await;
         metrics::counter!("switchboard_state_changes_total").increment(batch.len() as u64);
+        let result = match commit(&db, &batch).await {
+            Ok(()) => Ok(()),
+            // One change the database refuses (a constraint, a bad value) must not take the
+            // others of its batch down with it: commit them one by one, each with its own result.
+            Err(error) if batch.len() > 1 => {
+                tracing::warn!(%error, changes = batch.len(), "a batch of state changes failed; committing them one at a time");
+                for entry in batch.drain(..) {
+                    let single = std::slice::from_ref(&entry);
+                    let result = commit_with_retry(&db, single).await;
+                    let _ = entry.1.send(result);
+                }
+                continue;
+            }
+            Err(_) => commit_with_retry(&db, &batch).await,
+        };
         for (_, ack) in batch.drain(..) {
             let _ = ack.send(result.clone());
         }
@@ -247,4 +261,34 @@ async fn insert_rows(
         }
     }
     query.execute(conn).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_change_does_not_take_its_batch_down() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(None, dir.path()).await.expect("database");
+        let writer = Writer::start(db.clone());
+        let insert = |sid: &str| {
+            vec![Statement::new(
+                "INSERT INTO queues (sid, account_sid, friendly_name, max_size, average_wait_ms, dequeued_count, date_created, date_updated) VALUES ($1, 'AC1', $1, 1, 0, 0, 0, 0)",
+                vec![sid.into()],
+            )]
+        };
+        // Submitted together, so they share a batch: the duplicate key fails, the others commit.
+        let first = writer.submit(insert("QU1"));
+        let duplicate = writer.submit(insert("QU1"));
+        let second = writer.submit(insert("QU2"));
+        assert!(first.wait().await.is_ok());
+        assert!(duplicate.wait().await.is_err());
+        assert!(second.wait().await.is_ok());
+        let count: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM queues")
+            .fetch_one(db.pool())
+            .await
+            .expect("count");
+        assert_eq!(count, 2);
+    }
 }

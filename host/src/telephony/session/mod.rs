@@ -90,14 +90,25 @@ impl Leg {
         self.lock().record.status
     }
 
+    /// Appends to the timeline. A caller can wait in a queue for hours, its wait-state application
+    /// adding entries every few seconds: past [`TIMELINE_LIMIT`] entries the oldest after the
+    /// first [`TIMELINE_KEEP_FIRST`] (how the call began) are dropped, so memory stays bounded.
     fn experience(&self, now_ms: i64, experience: Experience) {
         let mut state = self.lock();
         let created = state.record.date_created;
+        if state.timeline.len() >= TIMELINE_LIMIT {
+            state.timeline.remove(TIMELINE_KEEP_FIRST);
+        }
         state
             .timeline
             .push(TimelineEntry::new(created, now_ms, experience));
     }
 }
+
+/// Most entries a call's timeline holds.
+const TIMELINE_LIMIT: usize = 1000;
+/// Entries at the start of a timeline that are never dropped.
+const TIMELINE_KEEP_FIRST: usize = 50;
 
 /// Where a document's instructions lead.
 enum Flow {
