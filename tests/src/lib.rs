@@ -100,9 +100,17 @@ pub struct TestApp {
     pub admin_token: String,
     pub client: reqwest::Client,
     server: Option<Server>,
+    /// A host running on a runtime of its own, which [`TestApp::crash`] can drop at once.
+    isolated: Option<Isolated>,
     config: Config,
     _data_dir: Arc<TempDir>,
     database: Option<Arc<PgDatabase>>,
+}
+
+/// A host on its own thread and tokio runtime.
+struct Isolated {
+    crash: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 /// Tenant credentials.
@@ -148,10 +156,60 @@ impl TestApp {
             admin_token: config.admin_token.clone().unwrap_or_default(),
             client: reqwest::Client::new(),
             server: Some(server),
+            isolated: None,
             config,
             _data_dir: data_dir,
             database,
         }
+    }
+
+    /// Like [`TestApp::spawn_with`], but the host runs on a thread and runtime of its own, so that
+    /// [`TestApp::crash`] can stop it the way `kill -9` would.
+    pub async fn spawn_crashable(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let mut app = Self::spawn_with(adjust).await;
+        if let Some(server) = app.server.take() {
+            server.stop().await.expect("stop the host");
+        }
+        let config = app.config.clone();
+        let (started, addr) = std::sync::mpsc::channel();
+        let (crash, crashed) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime for the host");
+            let server = runtime
+                .block_on(Server::start(config))
+                .expect("start the host");
+            let _ = started.send(server.addr);
+            let _ = crashed.recv();
+            // Every task (sessions, the writers, the HTTP server) is dropped wherever it is:
+            // what was committed stays, what was waiting for a commit is lost.
+            runtime.shutdown_background();
+            drop(server);
+        });
+        let addr = tokio::task::spawn_blocking(move || addr.recv())
+            .await
+            .expect("join")
+            .expect("the host started");
+        app.url = format!("http://{addr}");
+        app.isolated = Some(Isolated { crash, thread });
+        app
+    }
+
+    /// Stops a host made by [`TestApp::spawn_crashable`] abruptly, with nothing flushed and no
+    /// call ended, then starts a new one on the same data directory and database.
+    pub async fn crash_and_restart(mut self) -> TestApp {
+        let isolated = self.isolated.take().expect("a crashable host");
+        let _ = isolated.crash.send(());
+        tokio::task::spawn_blocking(move || isolated.thread.join())
+            .await
+            .expect("join")
+            .expect("the host's thread ended");
+        let database = self.database.take();
+        let data_dir = self._data_dir.clone();
+        Self::start(self.config.clone(), data_dir, database).await
     }
 
     /// Stops the host and starts a new one on the same data directory and database.

@@ -923,3 +923,68 @@ async fn waiting_callers_keep_their_order_across_a_restart() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn waiting_callers_survive_a_crash_of_the_host() {
+    let app = TestApp::spawn_crashable(|config| {
+        config.telephony.clock = ClockKind::Manual;
+        config.telephony.media_speed = 1.0;
+    })
+    .await;
+    let tenant = app.tenant().await;
+    let web = web_app("support").await;
+    setup(&app, &tenant, &web).await;
+    let (status, body) = app
+        .upload(&tenant, "hello", "telephony-handler", guest("hello"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Each caller is heard by its wait-state application only after its membership committed.
+    let first = enqueue_caller(
+        &app,
+        &tenant,
+        CALLER_NUMBER,
+        "+15550001001",
+        "position 1 of 1 in support",
+    )
+    .await;
+    let second = enqueue_caller(
+        &app,
+        &tenant,
+        CALLER_NUMBER,
+        "+15550001002",
+        "position 2 of 2 in support",
+    )
+    .await;
+    let queue_sid = queue_by_name(&app, &tenant, "support").await["sid"]
+        .as_str()
+        .expect("sid")
+        .to_string();
+
+    let app = app.crash_and_restart().await;
+    assert_eq!(
+        member_sids(&app, &tenant, &queue_sid).await,
+        [first.clone(), second.clone()]
+    );
+    for (call, report) in [
+        (&first, "position 1 of 2 in support"),
+        (&second, "position 2 of 2 in support"),
+    ] {
+        app.wait_for(&tenant, call, |t| said(t, report)).await;
+    }
+    // The queue serves the resumed callers: a REST dequeue takes the head.
+    let (status, member) = app
+        .post_form(
+            &tenant,
+            &app.account_path(&tenant, &format!("Queues/{queue_sid}/Members/Front.json")),
+            &[("Url", "module:hello")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{member}");
+    assert_eq!(member["call_sid"], first.as_str());
+    let timeline = ended(&app, &tenant, &first).await;
+    assert!(said(&timeline, "Hello from switchboard"), "{timeline}");
+    app.sim(&tenant, &second, "Hangup", &[]).await;
+    ended(&app, &tenant, &second).await;
+    assert!(member_sids(&app, &tenant, &queue_sid).await.is_empty());
+    app.shutdown().await;
+}
