@@ -2105,11 +2105,11 @@ mod tests {
                 DialTarget::Client {
                     identity: "alice".into(),
                 },
-                DialTarget::Queue {
-                    name: "support".into(),
-                    url: Some("module:whisper".into()),
-                },
             ])),
+            Instruction::Dial(dial(vec![DialTarget::Queue {
+                name: "support".into(),
+                url: Some("module:whisper".into()),
+            }])),
             Instruction::Enqueue(Enqueue {
                 workflow_sid: Some(WORKFLOW.into()),
                 task_attributes: Some("{\"a\": 1}".into()),
@@ -2128,6 +2128,29 @@ mod tests {
         ];
         assert_eq!(validate(&instructions), Ok(()));
         assert_eq!(validate(&[]), Ok(()));
+    }
+
+    #[test]
+    fn a_wait_document_may_only_keep_or_release_the_caller() {
+        let allowed = parse(&response(
+            "<Say>hold on</Say><Play>https://example.com/m.mp3</Play><Pause/><Gather><Say>0 to leave</Say></Gather><Redirect>/next</Redirect><Leave/><Hangup/>",
+        ))
+        .expect("a wait document");
+        assert_eq!(validate_wait(&allowed), Ok(()));
+        for verb in [
+            "<Dial>+14155550100</Dial>",
+            "<Enqueue>support</Enqueue>",
+            "<Reject/>",
+        ] {
+            let instructions = parse(&response(&format!("<Say>hi</Say>{verb}"))).expect("TwiML");
+            let error = validate_wait(&instructions).expect_err(verb);
+            assert_eq!(error.code, SCHEMA_VALIDATION_FAILURE);
+            assert!(
+                error.message.starts_with("instruction 2 ("),
+                "{}",
+                error.message
+            );
+        }
     }
 
     #[test]
