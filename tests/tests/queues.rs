@@ -604,12 +604,20 @@ async fn a_trapping_wait_state_module_keeps_the_caller_queued_on_the_fallback() 
         member_sids(&app, &tenant, &queue_sid).await,
         [caller.clone()]
     );
-    let (_, failed) = app
-        .get(
-            &tenant,
-            &format!("/v1/Events?Type=queue.wait-failed&Subject={caller}"),
-        )
-        .await;
+    // The event commits behind the live timeline: poll for it.
+    let mut failed = Value::Null;
+    for _ in 0..200 {
+        (_, failed) = app
+            .get(
+                &tenant,
+                &format!("/v1/Events?Type=queue.wait-failed&Subject={caller}"),
+            )
+            .await;
+        if failed["events"][0].is_object() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert_eq!(failed["events"][0]["data"]["code"], 31003, "{failed}");
     // Usage records are committed behind the call: poll until the trap's record is in.
     let mut waiter = Value::Null;
