@@ -378,7 +378,7 @@ async fn a_full_queue_refuses_the_caller_at_once() {
     );
     assert_eq!(
         member_sids(&app, &tenant, &queue_sid).await,
-        [waiting.clone()]
+        [waiting.as_str()]
     );
 
     app.sim(&tenant, &waiting, "Hangup", &[]).await;
@@ -513,7 +513,7 @@ async fn rest_dequeue_of_the_front_runs_a_module_on_the_caller() {
     // Answered after the caller left: the queue no longer holds it.
     assert_eq!(
         member_sids(&app, &tenant, &queue_sid).await,
-        [second.clone()]
+        [second.as_str()]
     );
     let timeline = ended(&app, &tenant, &first).await;
     assert!(said(&timeline, "Hello from switchboard"), "{timeline}");
@@ -602,7 +602,7 @@ async fn a_trapping_wait_state_module_keeps_the_caller_queued_on_the_fallback() 
         .to_string();
     assert_eq!(
         member_sids(&app, &tenant, &queue_sid).await,
-        [caller.clone()]
+        [caller.as_str()]
     );
     // The event commits behind the live timeline: poll for it.
     let mut failed = Value::Null;
@@ -850,7 +850,7 @@ async fn a_queue_with_callers_cannot_be_deleted() {
     assert_eq!(app.delete(&tenant, &one).await, StatusCode::CONFLICT);
     assert_eq!(
         member_sids(&app, &tenant, &queue_sid).await,
-        [caller.clone()]
+        [caller.as_str()]
     );
     app.sim(&tenant, &caller, "Hangup", &[]).await;
     ended(&app, &tenant, &caller).await;
