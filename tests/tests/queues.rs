@@ -259,6 +259,16 @@ async fn callers_hear_their_positions_and_an_agent_bridges_the_front_caller() {
     assert_eq!(dial.param("DialCallSid"), Some(first.as_str()));
     assert_eq!(dial.param("QueueSid"), Some(queue_sid.as_str()));
     assert_eq!(left_results(&app, &tenant, &first).await, ["bridged"]);
+    // The wait-state application's stretch of the call is a segment of its own.
+    let (_, segments) = app
+        .get(&tenant, &format!("/v1/Calls/{first}/Segments"))
+        .await;
+    let uris: Vec<&str> = segments["segments"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|s| s["uri"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(uris.contains(&"module:waiter@1"), "{segments}");
+    assert!(uris.iter().any(|u| u.ends_with("/caller")), "{segments}");
 
     let (_, moved) = app
         .get(&tenant, "/v1/Events?Type=queue.positions-changed")

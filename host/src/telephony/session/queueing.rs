@@ -724,8 +724,11 @@ impl Session {
                     .find_live(&self.account.sid, &claim.call_sid)
                     .map(|live| live.leg.record().from)
                     .unwrap_or_default();
+                let limit = dial
+                    .time_limit_seconds
+                    .unwrap_or(super::BRIDGE_LIMIT_DEFAULT_S);
                 let (duration, flow) = self
-                    .bridged(&claim.call_sid, &caller, mine, dial.time_limit_seconds)
+                    .bridged(&claim.call_sid, &caller, mine, Some(limit))
                     .await;
                 if let Some(flow) = flow {
                     return Some(flow);
