@@ -143,6 +143,7 @@ async fn commit_with_retry(db: &Db, batch: &[(Box<UsageRecord>, Ack)]) -> Result
 }
 
 async fn commit(db: &Db, batch: &[(Box<UsageRecord>, Ack)]) -> Result<(), sqlx::Error> {
+    let _turn = db.write_turn().await;
     let mut tx = db.pool().begin().await?;
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
         let mut sql = String::from(

@@ -195,7 +195,7 @@ pub struct Seat {
     pub call_sid: String,
     pub enqueued_at: i64,
     /// Taken by the session that serves the caller.
-    pub inbox: Option<mpsc::UnboundedReceiver<Dequeue>>,
+    pub inbox: Option<mpsc::UnboundedReceiver<Box<Dequeue>>>,
 }
 
 /// Why a caller could not join.
@@ -212,7 +212,7 @@ pub struct Claim {
     pub call_sid: String,
     pub queue_sid: String,
     pub enqueued_at: i64,
-    pub inbox: mpsc::UnboundedSender<Dequeue>,
+    pub inbox: mpsc::UnboundedSender<Box<Dequeue>>,
 }
 
 /// The live state of one queue.
@@ -704,11 +704,11 @@ impl Queues {
                 break;
             };
             let (reply, answer) = oneshot::channel();
-            let sent = claim.inbox.send(Dequeue::Redirect(Redirect {
+            let sent = claim.inbox.send(Box::new(Dequeue::Redirect(Redirect {
                 uri: uri.to_string(),
                 method: method.to_string(),
                 reply,
-            }));
+            })));
             if sent.is_err() {
                 continue;
             }

@@ -36,7 +36,7 @@ pub struct Entry {
     /// Set while a dequeuer is handing the caller something; other dequeuers skip it.
     pub claimed: bool,
     /// Reaches the caller's session; `None` until a session takes the caller over after a restart.
-    pub inbox: Option<mpsc::UnboundedSender<Dequeue>>,
+    pub inbox: Option<mpsc::UnboundedSender<Box<Dequeue>>>,
 }
 
 /// The callers of one queue in service order.

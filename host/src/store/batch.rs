@@ -208,6 +208,7 @@ async fn commit_with_retry(db: &Db, batch: &[(Change, Ack)]) -> Result<(), NotCo
 const ROWS_PER_INSERT: usize = 32;
 
 async fn commit(db: &Db, batch: &[(Change, Ack)]) -> Result<(), sqlx::Error> {
+    let _turn = db.write_turn().await;
     let mut tx = db.pool().begin().await?;
     let mut appended: Vec<&Statement> = Vec::new();
     for (change, _) in batch {

@@ -9,6 +9,7 @@ pub mod batch;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -32,6 +33,10 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite takes one writer at a time. The host's writers (state changes, usage records) take
+    /// turns here instead of colliding on the database's lock, whose busy handler sleeps a
+    /// millisecond or more at a time: a commit waits for the one before it, never for a timer.
+    write_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Db {
@@ -55,6 +60,7 @@ impl Db {
                 Db {
                     pool,
                     backend: Backend::Postgres,
+                    write_turn: Arc::default(),
                 }
             }
             Some(url) if url.starts_with("sqlite:") => {
@@ -107,7 +113,7 @@ impl Db {
                 Box::pin(async move {
                     use sqlx::Executor;
                     conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
                     )
                     .await?;
                     Ok(())
@@ -116,10 +122,22 @@ impl Db {
             .connect_with(any)
             .await
             .context("could not open the SQLite database")?;
-        Ok(Db {
+        let db = Db {
             pool,
             backend: Backend::Sqlite,
-        })
+            write_turn: Arc::default(),
+        };
+        tokio::spawn(checkpoint_wal(db.pool.clone()));
+        Ok(db)
+    }
+
+    /// Waits for this process's turn to write (SQLite only; PostgreSQL takes concurrent writers).
+    /// Hold the guard for the whole write transaction.
+    pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_turn.lock().await),
+            Backend::Postgres => None,
+        }
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -132,6 +150,33 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// How often the SQLite write-ahead log is copied back into the database.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Copies the write-ahead log into the database file in the background. SQLite would otherwise do
+/// it inside whichever commit crosses its threshold, stalling that commit (and every commit queued
+/// behind it) for the copy and the database file's sync. A passive checkpoint never blocks a
+/// writer, and running it often keeps each one short and the log small.
+async fn checkpoint_wal(pool: AnyPool) {
+    let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(%error, "the write-ahead log could not be checkpointed");
+        }
     }
 }
 

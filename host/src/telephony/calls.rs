@@ -350,8 +350,11 @@ pub enum Experience {
 pub struct TimelineEntry {
     /// Milliseconds since the call was created, on the host's clock.
     pub offset_ms: i64,
-    /// RFC 3339.
-    pub time: String,
+    /// RFC 3339. Kept as milliseconds and written out when shown: a long wait in a queue holds
+    /// many entries per call.
+    #[serde(rename = "time", with = "rfc3339_ms")]
+    #[schema(value_type = String)]
+    pub time_ms: i64,
     #[serde(flatten)]
     pub experience: Experience,
 }
@@ -360,9 +363,24 @@ impl TimelineEntry {
     pub fn new(created_ms: i64, now_ms: i64, experience: Experience) -> Self {
         TimelineEntry {
             offset_ms: now_ms - created_ms,
-            time: rfc3339(now_ms),
+            time_ms: now_ms,
             experience,
         }
+    }
+}
+
+/// Unix milliseconds shown as RFC 3339 text.
+mod rfc3339_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&crate::store::rfc3339(*ms))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        crate::store::parse_rfc3339(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not an RFC 3339 time")))
     }
 }
 

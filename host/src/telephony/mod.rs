@@ -35,7 +35,7 @@ use session::{Action, Command, Handlers, Leg, Session};
 pub(crate) struct Live {
     account_sid: String,
     /// The owning session's channel (a dialled leg shares its parent's).
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::UnboundedSender<Box<Command>>,
     leg: Leg,
 }
 
@@ -172,10 +172,10 @@ impl Telephony {
             .map(|(sid, live)| (sid.clone(), live.clone()))
             .collect();
         for (call_sid, live) in live {
-            let _ = live.commands.send(Command {
+            let _ = live.commands.send(Box::new(Command {
                 call_sid,
                 action: Action::Hangup(calls::Party::System),
-            });
+            }));
         }
         let deadline = std::time::Instant::now() + patience;
         while self.live_calls() > 0 && std::time::Instant::now() < deadline {
@@ -356,10 +356,10 @@ impl Telephony {
         if let Some(live) = self.0.find_live(account_sid, call_sid)
             && live
                 .commands
-                .send(Command {
+                .send(Box::new(Command {
                     call_sid: call_sid.to_string(),
                     action,
-                })
+                }))
                 .is_ok()
         {
             return Ok(());

@@ -105,10 +105,10 @@ impl Leg {
     }
 }
 
-/// Most entries a call's timeline holds.
-const TIMELINE_LIMIT: usize = 1000;
+/// Most entries a call's timeline holds: about thirty cycles of a wait-state application.
+const TIMELINE_LIMIT: usize = 128;
 /// Entries at the start of a timeline that are never dropped.
-const TIMELINE_KEEP_FIRST: usize = 50;
+const TIMELINE_KEEP_FIRST: usize = 16;
 
 /// Where a document's instructions lead.
 enum Flow {
@@ -195,8 +195,9 @@ pub struct Session {
     account: Account,
     leg: Leg,
     handlers: Option<Handlers>,
-    commands: mpsc::UnboundedReceiver<Command>,
-    callbacks: mpsc::UnboundedSender<Callback>,
+    commands: mpsc::UnboundedReceiver<Box<Command>>,
+    /// Status callbacks to send, in order; started with the first one (most calls have none).
+    callbacks: Option<mpsc::UnboundedSender<Callback>>,
     segment: Option<OpenSegment>,
     segments_opened: i64,
     fetches_without_progress: u32,
@@ -207,7 +208,7 @@ pub struct Session {
     /// call setup (post-dial delay).
     arrived: Option<std::time::Instant>,
     /// Dequeues for the caller while it waits in a queue.
-    inbox: Option<mpsc::UnboundedReceiver<Dequeue>>,
+    inbox: Option<mpsc::UnboundedReceiver<Box<Dequeue>>>,
     /// Set when the host stopped while the caller waited in a queue: the call is left as it is,
     /// and resumes waiting at the next start.
     suspended: bool,
@@ -260,15 +261,13 @@ impl Session {
                 leg: leg.clone(),
             },
         );
-        let (callbacks, queue) = mpsc::unbounded_channel();
-        tokio::spawn(send_callbacks(core.http.clone(), queue));
         Session {
             core,
             account,
             leg,
             handlers,
             commands,
-            callbacks,
+            callbacks: None,
             segment: None,
             segments_opened: 0,
             fetches_without_progress: 0,
@@ -418,7 +417,9 @@ impl Session {
         }
         let record = self.leg.record();
         let view = record.view();
-        let answer = self.core.request(&self.account, &view, request).await;
+        // Boxed: the request (a module invocation or an HTTP exchange) is large and short-lived,
+        // and would otherwise be part of every waiting call's state.
+        let answer = Box::pin(self.core.request(&self.account, &view, request)).await;
         self.enter_segment(&answer.controller);
         if let Some(segment) = self.segment.as_mut() {
             segment.invocations += 1;
@@ -704,11 +705,11 @@ impl Session {
         tokio::select! {
             biased;
             command = self.commands.recv() => match command {
-                Some(command) => Wake::Command(command),
+                Some(command) => Wake::Command(*command),
                 // Every sender is gone: the host is shutting down.
                 None => Wake::Command(Command { call_sid: sid, action: Action::Hangup(Party::System) }),
             },
-            dequeue = dequeued => Wake::Command(Command { call_sid: sid, action: Action::Dequeued(dequeue) }),
+            dequeue = dequeued => Wake::Command(Command { call_sid: sid, action: Action::Dequeued(*dequeue) }),
             () = timer => Wake::Elapsed,
         }
     }
@@ -748,7 +749,7 @@ impl Session {
         if speed <= 0.0 || ms <= 0 {
             // No waiting, but commands that already arrived still take effect.
             while let Ok(command) = self.commands.try_recv() {
-                if let Some(interrupt) = self.interruption(command, barge_in) {
+                if let Some(interrupt) = self.interruption(*command, barge_in) {
                     return Err(interrupt);
                 }
             }
@@ -1310,7 +1311,13 @@ impl Session {
             params.push(("CallDuration".into(), duration.to_string()));
         }
         self.callback_sequence += 1;
-        let _ = self.callbacks.send(Callback {
+        let http = self.core.http.clone();
+        let callbacks = self.callbacks.get_or_insert_with(|| {
+            let (callbacks, queue) = mpsc::unbounded_channel();
+            tokio::spawn(send_callbacks(http, queue));
+            callbacks
+        });
+        let _ = callbacks.send(Callback {
             committed,
             url,
             method: record.status_callback_method.clone(),

@@ -693,13 +693,13 @@ impl Session {
             if let Some(claim) = self.core.queues.claim(&queue.sid, &MemberRef::Front) {
                 let (mine, theirs) = BridgeEnd::pair();
                 let (accepted, answer) = oneshot::channel();
-                let sent = claim.inbox.send(Dequeue::Connect(Connect {
+                let sent = claim.inbox.send(Box::new(Dequeue::Connect(Connect {
                     dequeuer_call_sid: me.sid.clone(),
                     dequeuer_from: me.from.clone(),
                     url: url.clone(),
                     accepted,
                     end: theirs,
-                }));
+                })));
                 if sent.is_err() {
                     continue;
                 }
