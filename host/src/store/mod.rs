@@ -113,7 +113,7 @@ impl Db {
                 Box::pin(async move {
                     use sqlx::Executor;
                     conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
                     )
                     .await?;
                     Ok(())
@@ -122,13 +122,11 @@ impl Db {
             .connect_with(any)
             .await
             .context("could not open the SQLite database")?;
-        let db = Db {
+        Ok(Db {
             pool,
             backend: Backend::Sqlite,
             write_turn: Arc::default(),
-        };
-        tokio::spawn(checkpoint_wal(db.pool.clone()));
-        Ok(db)
+        })
     }
 
     /// Waits for this process's turn to write (SQLite only; PostgreSQL takes concurrent writers).
@@ -150,33 +148,6 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-}
-
-/// How often the SQLite write-ahead log is copied back into the database.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
-
-/// Copies the write-ahead log into the database file in the background. SQLite would otherwise do
-/// it inside whichever commit crosses its threshold, stalling that commit (and every commit queued
-/// behind it) for the copy and the database file's sync. A passive checkpoint never blocks a
-/// writer, and running it often keeps each one short and the log small.
-async fn checkpoint_wal(pool: AnyPool) {
-    let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        if pool.is_closed() {
-            return;
-        }
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            if pool.is_closed() {
-                return;
-            }
-            tracing::warn!(%error, "the write-ahead log could not be checkpointed");
-        }
     }
 }
 
