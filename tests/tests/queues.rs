@@ -106,6 +106,13 @@ async fn queue_by_name(app: &TestApp, tenant: &Tenant, name: &str) -> Value {
     body["queues"][0].clone()
 }
 
+async fn queue_sid(app: &TestApp, tenant: &Tenant, name: &str) -> String {
+    queue_by_name(app, tenant, name).await["sid"]
+        .as_str()
+        .expect("queue sid")
+        .to_string()
+}
+
 async fn member_sids(app: &TestApp, tenant: &Tenant, queue_sid: &str) -> Vec<String> {
     let (status, body) = app
         .get(
@@ -322,10 +329,7 @@ async fn a_later_high_priority_caller_is_served_first() {
         "position 1 of 3 in support",
     )
     .await;
-    let queue_sid = queue_by_name(&app, &tenant, "support").await["sid"]
-        .as_str()
-        .expect("sid")
-        .to_string();
+    let queue_sid = queue_sid(&app, &tenant, "support").await;
     assert_eq!(
         member_sids(&app, &tenant, &queue_sid).await,
         [vip.clone(), first.clone(), second.clone()]
@@ -411,10 +415,7 @@ async fn leaving_and_hanging_up_report_their_results_and_leave_no_member() {
     let action = received(&web, "/after-queue").await;
     assert_eq!(action.param("QueueResult"), Some("leave"), "{action:?}");
     assert_eq!(left_results(&app, &tenant, &leaver).await, ["leave"]);
-    let queue_sid = queue_by_name(&app, &tenant, "leave-desk").await["sid"]
-        .as_str()
-        .expect("sid")
-        .to_string();
+    let queue_sid = queue_sid(&app, &tenant, "leave-desk").await;
     assert!(member_sids(&app, &tenant, &queue_sid).await.is_empty());
 
     // A caller who hangs up while waiting.
@@ -480,10 +481,7 @@ async fn rest_dequeue_of_the_front_runs_a_module_on_the_caller() {
         "position 2 of 2 in support",
     )
     .await;
-    let queue_sid = queue_by_name(&app, &tenant, "support").await["sid"]
-        .as_str()
-        .expect("sid")
-        .to_string();
+    let queue_sid = queue_sid(&app, &tenant, "support").await;
     let front = app.account_path(&tenant, &format!("Queues/{queue_sid}/Members/Front.json"));
 
     // Bad input changes nothing.
@@ -606,10 +604,7 @@ async fn a_trapping_wait_state_module_keeps_the_caller_queued_on_the_fallback() 
         has_experience(&timeline, "pause"),
         "the fallback hold: {timeline}"
     );
-    let queue_sid = queue_by_name(&app, &tenant, "trap-line").await["sid"]
-        .as_str()
-        .expect("sid")
-        .to_string();
+    let queue_sid = queue_sid(&app, &tenant, "trap-line").await;
     assert_eq!(
         member_sids(&app, &tenant, &queue_sid).await,
         [caller.as_str()]
@@ -852,10 +847,7 @@ async fn a_queue_with_callers_cannot_be_deleted() {
         "position 1 of 1 in support",
     )
     .await;
-    let queue_sid = queue_by_name(&app, &tenant, "support").await["sid"]
-        .as_str()
-        .expect("sid")
-        .to_string();
+    let queue_sid = queue_sid(&app, &tenant, "support").await;
     let one = app.account_path(&tenant, &format!("Queues/{queue_sid}.json"));
     assert_eq!(app.delete(&tenant, &one).await, StatusCode::CONFLICT);
     assert_eq!(
@@ -898,10 +890,7 @@ async fn waiting_callers_keep_their_order_across_a_restart() {
         "position 1 of 3 in support",
     )
     .await;
-    let queue_sid = queue_by_name(&app, &tenant, "support").await["sid"]
-        .as_str()
-        .expect("sid")
-        .to_string();
+    let queue_sid = queue_sid(&app, &tenant, "support").await;
     let order = vec![vip.clone(), first.clone(), second.clone()];
     assert_eq!(member_sids(&app, &tenant, &queue_sid).await, order);
 
@@ -973,10 +962,7 @@ async fn waiting_callers_survive_a_crash_of_the_host() {
         "position 2 of 2 in support",
     )
     .await;
-    let queue_sid = queue_by_name(&app, &tenant, "support").await["sid"]
-        .as_str()
-        .expect("sid")
-        .to_string();
+    let queue_sid = queue_sid(&app, &tenant, "support").await;
 
     let app = app.crash_and_restart().await;
     assert_eq!(

@@ -665,7 +665,7 @@ impl Queues {
             MemberRef::Call(call_sid) => line
                 .procession
                 .get_mut(call_sid)
-                .filter(|e| !e.claimed && e.inbox.as_ref().is_some_and(|i| !i.is_closed()))?,
+                .filter(|e| e.available())?,
         };
         entry.claimed = true;
         Some(Claim {

@@ -39,6 +39,13 @@ pub struct Entry {
     pub inbox: Option<mpsc::UnboundedSender<Box<Dequeue>>>,
 }
 
+impl Entry {
+    /// Whether a dequeuer may take this caller: nobody is serving it and its session listens.
+    pub fn available(&self) -> bool {
+        !self.claimed && self.inbox.as_ref().is_some_and(|i| !i.is_closed())
+    }
+}
+
 /// The callers of one queue in service order.
 #[derive(Debug, Default)]
 pub struct Procession {
@@ -96,9 +103,7 @@ impl Procession {
 
     /// The first caller no dequeuer is serving yet and whose session can be reached.
     pub fn first_unclaimed(&mut self) -> Option<&mut Entry> {
-        self.entries
-            .iter_mut()
-            .find(|e| !e.claimed && e.inbox.as_ref().is_some_and(|i| !i.is_closed()))
+        self.entries.iter_mut().find(|e| e.available())
     }
 
     /// Callers in service order.

@@ -251,10 +251,15 @@ impl Session {
         }
     }
 
-    /// Takes the caller out of its queue and notes it on the timeline.
-    fn leave_queue(&mut self, seat: &Seat, result: QueueResult) -> crate::queues::Member {
+    /// Takes the caller out of its queue and notes it on the timeline; returns the member as it
+    /// left and the commit of its leaving.
+    fn leave_queue(
+        &mut self,
+        seat: &Seat,
+        result: QueueResult,
+    ) -> (crate::queues::Member, crate::store::batch::Committed) {
         self.inbox = None;
-        let (member, _committed) = self.core.queues.leave(seat, result);
+        let left = self.core.queues.leave(seat, result);
         self.leg.experience(
             self.core.clock.now_ms(),
             Experience::LeftQueue {
@@ -263,7 +268,7 @@ impl Session {
                 wait_ms: self.core.clock.now_ms() - seat.enqueued_at,
             },
         );
-        member
+        left
     }
 
     fn queue_time_s(&self, seat: &Seat) -> u32 {
@@ -293,12 +298,15 @@ impl Session {
         };
         // The next request to the wait-state application: its own URI at first and whenever a
         // document runs out; a gather's action or a redirect in between.
-        let mut next = wait_uri
-            .clone()
-            .map(|uri| Request::new(uri, "POST", Trigger::Incoming));
+        let ask_again = || {
+            wait_uri
+                .clone()
+                .map(|uri| Request::new(uri, "POST", Trigger::Incoming))
+        };
+        let mut next = ask_again();
         loop {
             let Some(status) = self.core.queues.status(&seat) else {
-                let member = self.leave_queue(&seat, QueueResult::SystemError);
+                let (member, _) = self.leave_queue(&seat, QueueResult::SystemError);
                 return Exit::Left {
                     result: QueueResult::SystemError,
                     queue_sid: member.queue_sid,
@@ -338,9 +346,7 @@ impl Session {
                     {
                         return exit;
                     }
-                    next = wait_uri
-                        .clone()
-                        .map(|uri| Request::new(uri, "POST", Trigger::Incoming));
+                    next = ask_again();
                 }
                 // A gather's outcome or a redirect inside the wait: the next wait document.
                 Flow::Fetch(request) => next = Some(request),
@@ -348,9 +354,7 @@ impl Session {
                     if let Some(exit) = self.leave_for(&seat, flow).await {
                         return exit;
                     }
-                    next = wait_uri
-                        .clone()
-                        .map(|uri| Request::new(uri, "POST", Trigger::Incoming));
+                    next = ask_again();
                 }
             }
         }
@@ -361,16 +365,7 @@ impl Session {
         match flow {
             Flow::Dequeued(Dequeue::Redirect(redirect)) => {
                 let time = self.queue_time_s(seat);
-                self.inbox = None;
-                let (member, committed) = self.core.queues.leave(seat, QueueResult::Redirected);
-                self.leg.experience(
-                    self.core.clock.now_ms(),
-                    Experience::LeftQueue {
-                        queue_sid: seat.queue_sid.clone(),
-                        result: "redirected".into(),
-                        wait_ms: self.core.clock.now_ms() - seat.enqueued_at,
-                    },
-                );
+                let (member, committed) = self.leave_queue(seat, QueueResult::Redirected);
                 // The dequeuer is answered once the caller's leaving is durable.
                 if committed.wait().await.is_ok() {
                     let _ = redirect.reply.send(member);
