@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::metering::Meter;
 use crate::modules::Registry;
 use crate::queues::Queues;
+use crate::routing::Routing;
 use crate::runtime::{HostServices, Runtime};
 use crate::sid::new_secret;
 use crate::store::Db;
@@ -33,6 +34,7 @@ pub struct App {
     pub writer: Writer,
     pub telephony: Telephony,
     pub queues: Queues,
+    pub routing: Routing,
     pub admin_token: String,
     pub metrics: PrometheusHandle,
 }
@@ -118,9 +120,16 @@ impl App {
         let writer = Writer::start(db.clone());
         let clock = Clock::new(config.telephony.clock);
         let queues = Queues::new(db.clone(), writer.clone(), clock.clone());
+        let routing = Routing::new(
+            db.clone(),
+            writer.clone(),
+            clock.clone(),
+            crate::telephony::handler::http_client(&config.telephony),
+        );
         let services = Arc::new(HostServices {
             db: db.clone(),
             queues: queues.clone(),
+            routing: routing.clone(),
         });
         let runtime = Arc::new(Runtime::new(
             &config.runtime,
@@ -135,6 +144,8 @@ impl App {
             config.limits,
         );
         let accounts = Accounts::new(db.clone());
+        routing.attach(registry.clone(), accounts.clone(), runtime.clone());
+        routing.recover().await?;
         let telephony = Telephony::new(
             db.clone(),
             writer.clone(),
@@ -151,6 +162,7 @@ impl App {
             writer,
             telephony,
             queues,
+            routing,
             config,
             db,
             registry,

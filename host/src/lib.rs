@@ -12,6 +12,7 @@ pub mod media;
 pub mod metering;
 pub mod modules;
 pub mod queues;
+pub mod routing;
 pub mod runtime;
 pub mod sid;
 pub mod store;

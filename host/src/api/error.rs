@@ -51,6 +51,8 @@ error_codes! {
         "Use one of the methods this resource supports.";
     Conflict = 20409, CONFLICT, "Conflict",
         "The resource changed or is in use; fetch it again and retry.";
+    PreconditionFailed = 20412, PRECONDITION_FAILED, "Version mismatch",
+        "The If-Match header names an older version of the resource; fetch it again (its ETag is the current version) and retry.";
     PayloadTooLarge = 20413, PAYLOAD_TOO_LARGE, "Request body too large",
         "Send a smaller body; the limit is in the message.";
     UnsupportedMediaType = 20415, UNSUPPORTED_MEDIA_TYPE, "Unsupported content type",
@@ -111,6 +113,8 @@ error_codes! {
         "No phone number of this account matches To; buy it with POST /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json first.";
     CallNotLive = 31011, CONFLICT, "Call is not live",
         "The call has ended (or is not in a state that accepts this action); fetch it to see its status.";
+    ReservationNotPending = 40140, CONFLICT, "Reservation is not pending",
+        "Only a pending reservation can be accepted, rejected or given an instruction (an accepted one can be completed); fetch it to see its status.";
     ClockNotManual = 31012, CONFLICT, "The clock is not manual",
         "Only a host started with telephony.clock = \"manual\" can have its clock advanced.";
 }

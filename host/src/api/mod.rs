@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::metering::api::routes())
         .merge(crate::telephony::api::routes())
         .merge(crate::queues::api::routes())
+        .merge(crate::routing::api::routes())
         .merge(crate::edge::sim::api::routes())
         .merge(crate::events::api::routes())
         .fallback(not_found)

@@ -29,6 +29,7 @@ const STDERR_CAPACITY: usize = 16 * 1024;
 pub struct HostServices {
     pub db: Db,
     pub queues: crate::queues::Queues,
+    pub routing: crate::routing::Routing,
 }
 
 /// Who is running: the account and module an invocation belongs to, for scoping and logging.
