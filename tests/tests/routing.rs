@@ -1,0 +1,1117 @@
+//! Work distribution end to end over HTTP, as a TaskRouter client would drive it: the reference's
+//! quickstart sequence, the routing rules (step timeouts, skip_if, known worker, multi-reservation,
+//! reject, reservation timeout, TTL), workflow-rule modules, bad input, and a restart mid-flight.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use switchboard_host::clock::ClockKind;
+use switchboard_tests::{HttpApp, Reply, Tenant, TestApp, guest};
+
+/// A host on a manual clock, so reservation and step timeouts fire only when the test says.
+async fn spawn() -> TestApp {
+    TestApp::spawn_with(|config| {
+        config.telephony.clock = ClockKind::Manual;
+    })
+    .await
+}
+
+fn json_reply(body: &str) -> Reply {
+    Reply {
+        status: 200,
+        content_type: Some("application/json"),
+        body: body.as_bytes().to_vec(),
+        delay_ms: 0,
+    }
+}
+
+/// A workspace with its activities by name.
+struct Workspace {
+    sid: String,
+    offline: String,
+    available: String,
+    unavailable: String,
+}
+
+impl Workspace {
+    fn path(&self, rest: &str) -> String {
+        format!("/v1/Workspaces/{}/{rest}", self.sid)
+    }
+}
+
+async fn post(app: &TestApp, tenant: &Tenant, path: &str, form: &[(&str, &str)]) -> Value {
+    let (status, body) = app.post_form(tenant, path, form).await;
+    assert!(status.is_success(), "POST {path} {form:?}: {status} {body}");
+    body
+}
+
+async fn get(app: &TestApp, tenant: &Tenant, path: &str) -> Value {
+    let (status, body) = app.get(tenant, path).await;
+    assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+    body
+}
+
+async fn workspace(app: &TestApp, tenant: &Tenant, form: &[(&str, &str)]) -> Workspace {
+    let mut fields = vec![("FriendlyName", "support")];
+    fields.extend_from_slice(form);
+    let body = post(app, tenant, "/v1/Workspaces", &fields).await;
+    let sid = body["sid"].as_str().expect("sid").to_string();
+    let activities = get(app, tenant, &format!("/v1/Workspaces/{sid}/Activities")).await;
+    let find = |name: &str| {
+        activities["activities"]
+            .as_array()
+            .expect("activities")
+            .iter()
+            .find(|a| a["friendly_name"] == name)
+            .and_then(|a| a["sid"].as_str())
+            .expect("default activity")
+            .to_string()
+    };
+    Workspace {
+        offline: find("Offline"),
+        available: find("Available"),
+        unavailable: find("Unavailable"),
+        sid,
+    }
+}
+
+async fn queue(app: &TestApp, tenant: &Tenant, ws: &Workspace, form: &[(&str, &str)]) -> String {
+    let body = post(app, tenant, &ws.path("TaskQueues"), form).await;
+    body["sid"].as_str().expect("queue sid").to_string()
+}
+
+async fn workflow(app: &TestApp, tenant: &Tenant, ws: &Workspace, form: &[(&str, &str)]) -> String {
+    let mut fields = vec![("FriendlyName", "router")];
+    fields.extend_from_slice(form);
+    let body = post(app, tenant, &ws.path("Workflows"), &fields).await;
+    body["sid"].as_str().expect("workflow sid").to_string()
+}
+
+async fn worker(
+    app: &TestApp,
+    tenant: &Tenant,
+    ws: &Workspace,
+    name: &str,
+    attributes: &str,
+) -> String {
+    let body = post(
+        app,
+        tenant,
+        &ws.path("Workers"),
+        &[
+            ("FriendlyName", name),
+            ("Attributes", attributes),
+            ("ActivitySid", &ws.available),
+        ],
+    )
+    .await;
+    body["sid"].as_str().expect("worker sid").to_string()
+}
+
+async fn task(app: &TestApp, tenant: &Tenant, ws: &Workspace, form: &[(&str, &str)]) -> Value {
+    let (status, body) = app.post_form(tenant, &ws.path("Tasks"), form).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
+}
+
+async fn reservations(app: &TestApp, tenant: &Tenant, ws: &Workspace, task: &str) -> Vec<Value> {
+    get(app, tenant, &ws.path(&format!("Tasks/{task}/Reservations"))).await["reservations"]
+        .as_array()
+        .expect("reservations")
+        .clone()
+}
+
+fn statuses(list: &[Value]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|r| {
+            (
+                r["worker_name"].as_str().unwrap_or_default().to_string(),
+                r["reservation_status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn task_status(app: &TestApp, tenant: &Tenant, ws: &Workspace, task: &str) -> Value {
+    get(app, tenant, &ws.path(&format!("Tasks/{task}"))).await
+}
+
+async fn event_types(app: &TestApp, tenant: &Tenant, subject: &str) -> Vec<String> {
+    let body = get(app, tenant, &format!("/v1/Events?Subject={subject}")).await;
+    body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Waits until an event about `subject` is in the log: a change made by a timer commits just
+/// after it shows in the live state.
+async fn wait_event(app: &TestApp, tenant: &Tenant, subject: &str, event_type: &str) {
+    for _ in 0..200 {
+        if event_types(app, tenant, subject)
+            .await
+            .iter()
+            .any(|t| t == event_type)
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no {event_type} event for {subject}");
+}
+
+/// Waits until the HTTP app has received a request on `path` (callbacks go out after commit).
+async fn received(web: &HttpApp, path: &str, count: usize) -> Vec<switchboard_tests::Received> {
+    for _ in 0..200 {
+        let seen: Vec<_> = web
+            .received()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect();
+        if seen.len() >= count {
+            return seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!(
+        "{path} did not receive {count} requests: {:?}",
+        web.received()
+    );
+}
+
+#[tokio::test]
+async fn quickstart_routes_a_task_to_the_matching_worker_through_accept_and_complete() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let web = HttpApp::start(vec![
+        ("/assign", Reply::twiml("")),
+        ("/events", json_reply("")),
+    ])
+    .await;
+    let ws = workspace(
+        &app,
+        &tenant,
+        &[
+            ("EventCallbackUrl", &web.url("/events")),
+            ("MultiTaskEnabled", "false"),
+            (
+                "EventsFilter",
+                "task.created,reservation.created,task.completed",
+            ),
+        ],
+    )
+    .await;
+    let available = get(&app, &tenant, &ws.path("Activities?Available=true")).await;
+    assert_eq!(available["activities"].as_array().map(Vec::len), Some(1));
+    assert_eq!(available["activities"][0]["friendly_name"], "Available");
+    let busy = post(
+        &app,
+        &tenant,
+        &ws.path("Activities"),
+        &[("FriendlyName", "Busy"), ("Available", "false")],
+    )
+    .await;
+    let busy = busy["sid"].as_str().expect("busy").to_string();
+    let reserved = post(
+        &app,
+        &tenant,
+        &ws.path("Activities"),
+        &[("FriendlyName", "Reserved"), ("Available", "false")],
+    )
+    .await;
+    let reserved = reserved["sid"].as_str().expect("reserved").to_string();
+    // Single-tasking so the queue's reservation and assignment activities apply.
+    let english = queue(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            ("FriendlyName", "English"),
+            ("TargetWorkers", r#"languages HAS "english""#),
+            ("ReservationActivitySid", &reserved),
+            ("AssignmentActivitySid", &busy),
+        ],
+    )
+    .await;
+    let spanish = queue(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            ("FriendlyName", "Spanish"),
+            ("TargetWorkers", "languages HAS 'spanish'"),
+        ],
+    )
+    .await;
+    let configuration = format!(
+        r#"{{"task_routing": {{"filters": [
+            {{"filter_friendly_name": "spanish", "expression": "language == 'es'", "targets": [{{"queue": "{spanish}"}}]}},
+            {{"filter_friendly_name": "support", "expression": "type == 'support'", "targets": [{{"queue": "{english}"}}]}}],
+          "default_filter": {{"queue": "{english}"}}}}}}"#
+    );
+    let flow = workflow(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            ("Configuration", &configuration),
+            ("AssignmentCallbackUrl", &web.url("/assign")),
+            ("TaskReservationTimeout", "120"),
+        ],
+    )
+    .await;
+    let bob = worker(
+        &app,
+        &tenant,
+        &ws,
+        "Bob",
+        r#"{"languages": ["spanish"], "contact_uri": "client:bob"}"#,
+    )
+    .await;
+    let alice = worker(
+        &app,
+        &tenant,
+        &ws,
+        "Alice",
+        r#"{"languages": ["english"], "contact_uri": "client:alice"}"#,
+    )
+    .await;
+
+    let created = task(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            ("Attributes", r#"{"type": "support"}"#),
+            ("WorkflowSid", &flow),
+            ("Priority", "5"),
+        ],
+    )
+    .await;
+    let task_sid = created["sid"].as_str().expect("task sid").to_string();
+    assert_eq!(
+        created["assignment_status"], "reserved",
+        "Alice was free: {created}"
+    );
+    assert_eq!(created["task_queue_sid"], english.as_str());
+    assert_eq!(created["attributes"], r#"{"type": "support"}"#);
+    assert!(
+        created["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http://")),
+        "absolute URL"
+    );
+
+    let list = reservations(&app, &tenant, &ws, &task_sid).await;
+    assert_eq!(
+        statuses(&list),
+        vec![("Alice".to_string(), "pending".to_string())]
+    );
+    let reservation = list[0]["sid"]
+        .as_str()
+        .expect("reservation sid")
+        .to_string();
+    let alice_now = get(&app, &tenant, &ws.path(&format!("Workers/{alice}"))).await;
+    assert_eq!(
+        alice_now["activity_sid"],
+        reserved.as_str(),
+        "moved to the queue's reservation activity"
+    );
+
+    let callbacks = received(&web, "/assign", 1).await;
+    let callback = &callbacks[0];
+    assert_eq!(callback.param("TaskSid"), Some(task_sid.as_str()));
+    assert_eq!(callback.param("ReservationSid"), Some(reservation.as_str()));
+    assert_eq!(callback.param("WorkerSid"), Some(alice.as_str()));
+    assert_eq!(callback.param("TaskQueueSid"), Some(english.as_str()));
+    assert_eq!(callback.param("WorkflowSid"), Some(flow.as_str()));
+    assert_eq!(callback.param("TaskPriority"), Some("5"));
+    assert_eq!(callback.param("AccountSid"), Some(tenant.sid.as_str()));
+    assert!(
+        callback
+            .param("WorkerAttributes")
+            .is_some_and(|a| a.contains("english"))
+    );
+
+    let accepted = post(
+        &app,
+        &tenant,
+        &ws.path(&format!("Tasks/{task_sid}/Reservations/{reservation}")),
+        &[("ReservationStatus", "accepted")],
+    )
+    .await;
+    assert_eq!(accepted["reservation_status"], "accepted");
+    assert_eq!(
+        task_status(&app, &tenant, &ws, &task_sid).await["assignment_status"],
+        "assigned"
+    );
+    let alice_now = get(&app, &tenant, &ws.path(&format!("Workers/{alice}"))).await;
+    assert_eq!(
+        alice_now["activity_sid"],
+        busy.as_str(),
+        "moved to the assignment activity"
+    );
+
+    let (status, body) = app
+        .post_form(
+            &tenant,
+            &ws.path(&format!("Tasks/{task_sid}")),
+            &[("AssignmentStatus", "completed")],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a reason is required: {body}"
+    );
+    let done = post(
+        &app,
+        &tenant,
+        &ws.path(&format!("Tasks/{task_sid}")),
+        &[("AssignmentStatus", "completed"), ("Reason", "resolved")],
+    )
+    .await;
+    assert_eq!(done["assignment_status"], "completed");
+    assert_eq!(done["reason"], "resolved");
+    let list = reservations(&app, &tenant, &ws, &task_sid).await;
+    assert_eq!(
+        statuses(&list),
+        vec![("Alice".to_string(), "completed".to_string())]
+    );
+
+    let types = event_types(&app, &tenant, &task_sid).await;
+    for expected in [
+        "task.created",
+        "workflow.entered",
+        "task-queue.entered",
+        "workflow.target-matched",
+        "task.completed",
+    ] {
+        assert!(
+            types.contains(&expected.to_string()),
+            "{expected} in {types:?}"
+        );
+    }
+    let reservation_events = event_types(&app, &tenant, &reservation).await;
+    assert_eq!(
+        reservation_events,
+        vec![
+            "reservation.created",
+            "reservation.accepted",
+            "reservation.completed"
+        ]
+    );
+
+    // The event callback got exactly the filtered types, in order.
+    let delivered = received(&web, "/events", 3).await;
+    let kinds: Vec<&str> = delivered
+        .iter()
+        .filter_map(|r| r.param("EventType"))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["task.created", "reservation.created", "task.completed"]
+    );
+    assert_eq!(delivered[0].param("TaskSid"), Some(task_sid.as_str()));
+    assert_eq!(delivered[0].param("WorkspaceSid"), Some(ws.sid.as_str()));
+
+    // The lists: filtered by status, and Bob (spanish) never got anything.
+    let completed = get(
+        &app,
+        &tenant,
+        &ws.path("Tasks?AssignmentStatus=completed&AssignmentStatus=canceled"),
+    )
+    .await;
+    assert_eq!(completed["tasks"].as_array().map(Vec::len), Some(1));
+    assert_eq!(completed["meta"]["key"], "tasks");
+    let bobs = get(
+        &app,
+        &tenant,
+        &ws.path(&format!("Workers/{bob}/Reservations")),
+    )
+    .await;
+    assert_eq!(bobs["reservations"].as_array().map(Vec::len), Some(0));
+    let in_english = get(
+        &app,
+        &tenant,
+        &ws.path(&format!("Workers?TaskQueueSid={english}")),
+    )
+    .await;
+    let names: Vec<&str> = in_english["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .filter_map(|w| w["friendly_name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["Alice"]);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_expressions_and_configurations_are_refused_with_their_position() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let ws = workspace(&app, &tenant, &[]).await;
+    let (status, body) = app
+        .post_form(
+            &tenant,
+            &ws.path("TaskQueues"),
+            &[("FriendlyName", "bad"), ("TargetWorkers", "languages HAS")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], 20001);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("position 13")),
+        "{body}"
+    );
+    let (status, body) = app
+        .post_form(
+            &tenant,
+            &ws.path("TaskQueues"),
+            &[
+                ("FriendlyName", "bad"),
+                ("TargetWorkers", "skill-level > 2"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("position 5")),
+        "{body}"
+    );
+    let good = queue(&app, &tenant, &ws, &[("FriendlyName", "good")]).await;
+    let bad_filter = format!(
+        r#"{{"task_routing": {{"filters": [{{"expression": "type == ", "targets": [{{"queue": "{good}"}}]}}]}}}}"#
+    );
+    let (status, body) = app
+        .post_form(
+            &tenant,
+            &ws.path("Workflows"),
+            &[("FriendlyName", "w"), ("Configuration", &bad_filter)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("task_routing.filters[0].expression") && message.contains("position 8"),
+        "{body}"
+    );
+    let unknown_queue =
+        r#"{"task_routing": {"default_filter": {"queue": "WQ00000000000000000000000000000000"}}}"#;
+    let (status, _) = app
+        .post_form(
+            &tenant,
+            &ws.path("Workflows"),
+            &[("FriendlyName", "w"), ("Configuration", unknown_queue)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = app
+        .post_form(
+            &tenant,
+            &ws.path("Workers"),
+            &[("FriendlyName", "x"), ("Attributes", "[1,2]")],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "attributes must be an object"
+    );
+    let (status, _) = app
+        .post_form(&tenant, &ws.path("Tasks"), &[("Attributes", "{}")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no workflow");
+    let workflows = get(&app, &tenant, &ws.path("Workflows")).await;
+    assert_eq!(
+        workflows["workflows"].as_array().map(Vec::len),
+        Some(0),
+        "nothing was created"
+    );
+
+    // Another account sees none of it.
+    let other = app.tenant().await;
+    assert_eq!(
+        app.get(&other, &format!("/v1/Workspaces/{}", ws.sid))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(&other, &ws.path(&format!("TaskQueues/{good}")))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.post_form(&other, &ws.path("Tasks"), &[("Attributes", "{}")])
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.delete(&other, &format!("/v1/Workspaces/{}", ws.sid))
+            .await,
+        StatusCode::NOT_FOUND
+    );
+    let listed = get(&app, &other, "/v1/Workspaces").await;
+    assert_eq!(listed["workspaces"].as_array().map(Vec::len), Some(0));
+    app.shutdown().await;
+}
+
+/// Two queues: `gold` (nobody qualifies) then `everyone` (Carol).
+async fn two_step_setup(
+    app: &TestApp,
+    tenant: &Tenant,
+    targets: impl Fn(&str, &str) -> String,
+) -> (Workspace, String, String, String) {
+    let ws = workspace(app, tenant, &[]).await;
+    let gold = queue(
+        app,
+        tenant,
+        &ws,
+        &[
+            ("FriendlyName", "gold"),
+            ("TargetWorkers", "tier == 'gold'"),
+        ],
+    )
+    .await;
+    let everyone = queue(app, tenant, &ws, &[("FriendlyName", "everyone")]).await;
+    let configuration = format!(
+        r#"{{"task_routing": {{"filters": [{{"expression": "1==1", "targets": {}}}]}}}}"#,
+        targets(&gold, &everyone)
+    );
+    let flow = workflow(app, tenant, &ws, &[("Configuration", &configuration)]).await;
+    worker(app, tenant, &ws, "Carol", r#"{"tier": "silver"}"#).await;
+    (ws, gold, everyone, flow)
+}
+
+#[tokio::test]
+async fn a_step_timeout_moves_the_task_to_the_next_target_and_skip_if_skips_at_once() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let (ws, gold, everyone, flow) = two_step_setup(&app, &tenant, |gold, everyone| {
+        format!(
+            r#"[{{"queue": "{gold}", "timeout": 10}}, {{"queue": "{everyone}", "priority": 9}}]"#
+        )
+    })
+    .await;
+    let created = task(&app, &tenant, &ws, &[("WorkflowSid", &flow)]).await;
+    let sid = created["sid"].as_str().expect("sid").to_string();
+    assert_eq!(created["assignment_status"], "pending");
+    assert_eq!(created["task_queue_sid"], gold.as_str());
+    app.advance_clock(9_000).await;
+    assert_eq!(
+        task_status(&app, &tenant, &ws, &sid).await["task_queue_sid"],
+        gold.as_str()
+    );
+    app.advance_clock(1_000).await;
+    let moved = wait_task(&app, &tenant, &ws, &sid, |t| {
+        t["assignment_status"] == "reserved"
+    })
+    .await;
+    assert_eq!(moved["task_queue_sid"], everyone.as_str());
+    assert_eq!(moved["priority"], 9, "the target's priority applies");
+    wait_event(&app, &tenant, &sid, "task-queue.timeout").await;
+
+    // skip_if: nobody is available in gold, so the step is skipped without waiting.
+    let (ws, _, everyone, flow) = two_step_setup(&app, &tenant, |gold, everyone| {
+        format!(r#"[{{"queue": "{gold}", "timeout": 600, "skip_if": "workers.available == 0"}}, {{"queue": "{everyone}"}}]"#)
+    })
+    .await;
+    let created = task(&app, &tenant, &ws, &[("WorkflowSid", &flow)]).await;
+    assert_eq!(created["assignment_status"], "reserved", "{created}");
+    assert_eq!(created["task_queue_sid"], everyone.as_str());
+    app.shutdown().await;
+}
+
+async fn wait_task(
+    app: &TestApp,
+    tenant: &Tenant,
+    ws: &Workspace,
+    sid: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    for _ in 0..200 {
+        let task = task_status(app, tenant, ws, sid).await;
+        if done(&task) {
+            return task;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!(
+        "task {sid} never reached the expected state: {}",
+        task_status(app, tenant, ws, sid).await
+    );
+}
+
+#[tokio::test]
+async fn a_known_worker_step_waits_for_that_worker_and_a_ttl_cancels() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let ws = workspace(&app, &tenant, &[]).await;
+    let everyone = queue(&app, &tenant, &ws, &[("FriendlyName", "everyone")]).await;
+    let configuration = format!(
+        r#"{{"task_routing": {{"filters": [{{"expression": "agent != null", "targets": [
+            {{"queue": "{everyone}", "known_worker_friendly_name": "task.agent", "timeout": 30}},
+            {{"queue": "{everyone}"}}]}}], "default_filter": {{"queue": "{everyone}"}}}}}}"#
+    );
+    let flow = workflow(&app, &tenant, &ws, &[("Configuration", &configuration)]).await;
+    // Dave has been idle longest, but the task asks for Erin.
+    worker(&app, &tenant, &ws, "Dave", "{}").await;
+    app.advance_clock(1_000).await;
+    let erin = worker(&app, &tenant, &ws, "Erin", "{}").await;
+    let created = task(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            ("WorkflowSid", &flow),
+            ("Attributes", r#"{"agent": "Erin"}"#),
+        ],
+    )
+    .await;
+    let sid = created["sid"].as_str().expect("sid").to_string();
+    let list = reservations(&app, &tenant, &ws, &sid).await;
+    assert_eq!(list[0]["worker_sid"], erin.as_str());
+    // Without the attribute the default filter applies and the longest idle worker gets it.
+    let other = task(&app, &tenant, &ws, &[("WorkflowSid", &flow)]).await;
+    let other_sid = other["sid"].as_str().expect("sid").to_string();
+    let list = reservations(&app, &tenant, &ws, &other_sid).await;
+    assert_eq!(
+        statuses(&list),
+        vec![("Dave".to_string(), "pending".to_string())]
+    );
+
+    // A task nobody can take is canceled when its TTL ends.
+    let lonely = task(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            ("WorkflowSid", &flow),
+            ("Timeout", "30"),
+            ("Attributes", r#"{"agent": "Nobody"}"#),
+        ],
+    )
+    .await;
+    let lonely_sid = lonely["sid"].as_str().expect("sid").to_string();
+    app.advance_clock(29_000).await;
+    assert_eq!(
+        task_status(&app, &tenant, &ws, &lonely_sid).await["assignment_status"],
+        "pending"
+    );
+    app.advance_clock(1_000).await;
+    let canceled = wait_task(&app, &tenant, &ws, &lonely_sid, |t| {
+        t["assignment_status"] == "canceled"
+    })
+    .await;
+    assert_eq!(canceled["reason"], "Task TTL Exceeded");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn multi_reservation_rescinds_the_others_on_first_accept_and_reject_reroutes() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let ws = workspace(&app, &tenant, &[]).await;
+    let pool = queue(
+        &app,
+        &tenant,
+        &ws,
+        &[("FriendlyName", "pool"), ("MaxReservedWorkers", "2")],
+    )
+    .await;
+    let flow = workflow(
+        &app,
+        &tenant,
+        &ws,
+        &[(
+            "Configuration",
+            &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
+        )],
+    )
+    .await;
+    worker(&app, &tenant, &ws, "Fay", "{}").await;
+    worker(&app, &tenant, &ws, "Gus", "{}").await;
+    let created = task(&app, &tenant, &ws, &[("WorkflowSid", &flow)]).await;
+    let sid = created["sid"].as_str().expect("sid").to_string();
+    let list = reservations(&app, &tenant, &ws, &sid).await;
+    assert_eq!(list.len(), 2, "{list:?}");
+    let gus = list
+        .iter()
+        .find(|r| r["worker_name"] == "Gus")
+        .expect("Gus");
+    let gus_path = ws.path(&format!(
+        "Tasks/{sid}/Reservations/{}",
+        gus["sid"].as_str().expect("sid")
+    ));
+    post(
+        &app,
+        &tenant,
+        &gus_path,
+        &[("ReservationStatus", "accepted")],
+    )
+    .await;
+    let mut after = statuses(&reservations(&app, &tenant, &ws, &sid).await);
+    after.sort();
+    assert_eq!(
+        after,
+        vec![
+            ("Fay".into(), "rescinded".into()),
+            ("Gus".into(), "accepted".into())
+        ]
+    );
+    let (status, body) = app
+        .post_form(&tenant, &gus_path, &[("ReservationStatus", "rejected")])
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "an accepted reservation can't be rejected: {body}"
+    );
+
+    // Reject with an activity: Hal goes offline and the task goes to Ivy.
+    let ws = workspace(&app, &tenant, &[]).await;
+    let pool = queue(&app, &tenant, &ws, &[("FriendlyName", "pool")]).await;
+    let flow = workflow(
+        &app,
+        &tenant,
+        &ws,
+        &[(
+            "Configuration",
+            &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
+        )],
+    )
+    .await;
+    let hal = worker(&app, &tenant, &ws, "Hal", "{}").await;
+    app.advance_clock(1_000).await;
+    worker(&app, &tenant, &ws, "Ivy", "{}").await;
+    let created = task(&app, &tenant, &ws, &[("WorkflowSid", &flow)]).await;
+    let sid = created["sid"].as_str().expect("sid").to_string();
+    let first = reservations(&app, &tenant, &ws, &sid).await;
+    assert_eq!(statuses(&first), vec![("Hal".into(), "pending".into())]);
+    let path = ws.path(&format!(
+        "Workers/{hal}/Reservations/{}",
+        first[0]["sid"].as_str().expect("sid")
+    ));
+    post(
+        &app,
+        &tenant,
+        &path,
+        &[
+            ("ReservationStatus", "rejected"),
+            ("WorkerActivitySid", &ws.offline),
+        ],
+    )
+    .await;
+    let hal_now = get(&app, &tenant, &ws.path(&format!("Workers/{hal}"))).await;
+    assert_eq!(hal_now["activity_name"], "Offline");
+    assert_eq!(hal_now["available"], false);
+    let mut after = statuses(&reservations(&app, &tenant, &ws, &sid).await);
+    after.sort();
+    assert_eq!(
+        after,
+        vec![
+            ("Hal".into(), "rejected".into()),
+            ("Ivy".into(), "pending".into())
+        ]
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reservation_timeout_moves_the_worker_to_the_timeout_activity_and_reroutes() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let ws = workspace(&app, &tenant, &[]).await;
+    let pool = queue(&app, &tenant, &ws, &[("FriendlyName", "pool")]).await;
+    let flow = workflow(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            (
+                "Configuration",
+                &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
+            ),
+            ("TaskReservationTimeout", "5"),
+        ],
+    )
+    .await;
+    let jo = worker(&app, &tenant, &ws, "Jo", "{}").await;
+    app.advance_clock(1_000).await;
+    worker(&app, &tenant, &ws, "Kim", "{}").await;
+    let created = task(&app, &tenant, &ws, &[("WorkflowSid", &flow)]).await;
+    let sid = created["sid"].as_str().expect("sid").to_string();
+    app.advance_clock(4_999).await;
+    assert_eq!(
+        statuses(&reservations(&app, &tenant, &ws, &sid).await),
+        vec![("Jo".into(), "pending".into())]
+    );
+    app.advance_clock(1).await;
+    for _ in 0..200 {
+        if reservations(&app, &tenant, &ws, &sid).await.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut after = statuses(&reservations(&app, &tenant, &ws, &sid).await);
+    after.sort();
+    assert_eq!(
+        after,
+        vec![
+            ("Jo".into(), "timeout".into()),
+            ("Kim".into(), "pending".into())
+        ]
+    );
+    let jo_now = get(&app, &tenant, &ws.path(&format!("Workers/{jo}"))).await;
+    assert_eq!(
+        jo_now["activity_sid"],
+        ws.offline.as_str(),
+        "the workspace's timeout activity"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn if_match_guards_updates_and_pages_follow_absolute_next_page_urls() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let ws = workspace(&app, &tenant, &[]).await;
+    for index in 0..5 {
+        worker(&app, &tenant, &ws, &format!("w{index}"), "{}").await;
+    }
+    let client = reqwest::Client::new();
+    let mut url = app.path(&ws.path("Workers?PageSize=2"));
+    let mut names = Vec::new();
+    loop {
+        let page: Value = client
+            .get(&url)
+            .basic_auth(&tenant.sid, Some(&tenant.token))
+            .send()
+            .await
+            .expect("page")
+            .json()
+            .await
+            .expect("json");
+        for worker in page["workers"].as_array().expect("workers") {
+            names.push(
+                worker["friendly_name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+            assert!(worker["attributes"].is_null(), "lists leave attributes out");
+        }
+        match page["meta"]["next_page_url"].as_str() {
+            Some(next) => url = next.to_string(),
+            None => break,
+        }
+    }
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["w0", "w1", "w2", "w3", "w4"],
+        "every worker once"
+    );
+
+    let sid = get(&app, &tenant, &ws.path("Workers?FriendlyName=w0")).await["workers"][0]["sid"]
+        .as_str()
+        .expect("sid")
+        .to_string();
+    let path = app.path(&ws.path(&format!("Workers/{sid}")));
+    let fetched = client
+        .get(&path)
+        .basic_auth(&tenant.sid, Some(&tenant.token))
+        .send()
+        .await
+        .expect("fetch");
+    let etag = fetched
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .expect("etag")
+        .to_string();
+    let stale = client
+        .post(&path)
+        .basic_auth(&tenant.sid, Some(&tenant.token))
+        .header("If-Match", "\"999\"")
+        .form(&[("Attributes", r#"{"a": 1}"#)])
+        .send()
+        .await
+        .expect("stale update");
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    let fresh = client
+        .post(&path)
+        .basic_auth(&tenant.sid, Some(&tenant.token))
+        .header("If-Match", &etag)
+        .form(&[("Attributes", r#"{"a": 1}"#)])
+        .send()
+        .await
+        .expect("update");
+    assert_eq!(fresh.status(), StatusCode::OK);
+    let body: Value = fresh.json().await.expect("json");
+    assert_eq!(body["attributes"], r#"{"a": 1}"#);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_workflow_rule_module_routes_and_scores_and_a_trapping_rule_falls_back() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let (status, body) = app
+        .upload(&tenant, "rule", "workflow-rules", guest("trapping_rule"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let ws = workspace(&app, &tenant, &[]).await;
+    let fallback = queue(&app, &tenant, &ws, &[("FriendlyName", "fallback")]).await;
+    queue(&app, &tenant, &ws, &[("FriendlyName", "scored")]).await;
+    let configuration = format!(
+        r#"{{"module": "module:rule", "task_routing": {{"default_filter": {{"queue": "{fallback}"}}}}}}"#
+    );
+    let flow = workflow(&app, &tenant, &ws, &[("Configuration", &configuration)]).await;
+    // Longest idle first would pick Low; the module's score picks High.
+    worker(&app, &tenant, &ws, "Low", r#"{"score": 1}"#).await;
+    app.advance_clock(1_000).await;
+    worker(&app, &tenant, &ws, "High", r#"{"score": 7}"#).await;
+    worker(&app, &tenant, &ws, "Unscored", "{}").await;
+
+    let created = task(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            ("WorkflowSid", &flow),
+            ("Attributes", r#"{"queue": "scored"}"#),
+        ],
+    )
+    .await;
+    let sid = created["sid"].as_str().expect("sid").to_string();
+    let routed = wait_task(&app, &tenant, &ws, &sid, |t| {
+        t["assignment_status"] == "reserved"
+    })
+    .await;
+    assert_eq!(
+        routed["task_queue_friendly_name"], "scored",
+        "the module chose the queue"
+    );
+    assert_eq!(
+        statuses(&reservations(&app, &tenant, &ws, &sid).await),
+        vec![("High".into(), "pending".into())]
+    );
+
+    // A trapping route falls back to the static configuration and is reported.
+    let trapped = task(
+        &app,
+        &tenant,
+        &ws,
+        &[("WorkflowSid", &flow), ("Attributes", r#"{"trap": true}"#)],
+    )
+    .await;
+    let trapped_sid = trapped["sid"].as_str().expect("sid").to_string();
+    let routed = wait_task(&app, &tenant, &ws, &trapped_sid, |t| {
+        t["assignment_status"] == "reserved"
+    })
+    .await;
+    assert_eq!(routed["task_queue_sid"], fallback.as_str());
+    wait_event(&app, &tenant, &trapped_sid, "workflow.rule-failed").await;
+
+    // A module asking to cancel cancels.
+    let canceled = task(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            ("WorkflowSid", &flow),
+            ("Attributes", r#"{"cancel": true}"#),
+        ],
+    )
+    .await;
+    assert_eq!(canceled["assignment_status"], "canceled");
+    assert_eq!(canceled["reason"], "asked to cancel");
+
+    // Usage is recorded per rule module, with the trap counted.
+    // Routing: 3 routes and 3 scores for the scored task, 1 route each for the other two.
+    let mut rule = Value::Null;
+    for _ in 0..200 {
+        let usage = get(&app, &tenant, "/v1/Usage/Modules").await;
+        rule = usage["usage"]
+            .as_array()
+            .and_then(|all| all.iter().find(|m| m["module_name"] == "rule").cloned())
+            .unwrap_or(Value::Null);
+        if rule["invocations"].as_i64().is_some_and(|n| n >= 6) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        rule["invocations"].as_i64().is_some_and(|n| n >= 6),
+        "{rule}"
+    );
+    assert_eq!(rule["outcomes"]["unreachable"], 1, "the trap is counted: {rule}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pending_reservation_survives_a_crash_and_still_times_out_on_schedule() {
+    let app = TestApp::spawn_crashable(|config| config.telephony.clock = ClockKind::Manual).await;
+    let tenant = app.tenant().await;
+    let ws = workspace(&app, &tenant, &[]).await;
+    let pool = queue(&app, &tenant, &ws, &[("FriendlyName", "pool")]).await;
+    let flow = workflow(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            (
+                "Configuration",
+                &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
+            ),
+            ("TaskReservationTimeout", "60"),
+        ],
+    )
+    .await;
+    worker(&app, &tenant, &ws, "Lee", "{}").await;
+    let created = task(&app, &tenant, &ws, &[("WorkflowSid", &flow)]).await;
+    let sid = created["sid"].as_str().expect("sid").to_string();
+    let before = reservations(&app, &tenant, &ws, &sid).await;
+    assert_eq!(statuses(&before), vec![("Lee".into(), "pending".into())]);
+
+    let app = app.crash_and_restart().await;
+    let after = reservations(&app, &tenant, &ws, &sid).await;
+    assert_eq!(
+        statuses(&after),
+        vec![("Lee".into(), "pending".into())],
+        "the reservation survived"
+    );
+    assert_eq!(after[0]["sid"], before[0]["sid"]);
+    // Lee is still busy with it: a second task must not be given to Lee as well.
+    let second = task(&app, &tenant, &ws, &[("WorkflowSid", &flow)]).await;
+    assert_eq!(
+        second["assignment_status"], "pending",
+        "no double assignment: {second}"
+    );
+    // The manual clock restarts at the real time, at least as late as the original deadline base.
+    app.advance_clock(61_000).await;
+    for _ in 0..200 {
+        if reservations(&app, &tenant, &ws, &sid).await[0]["reservation_status"] == "timeout" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        statuses(&reservations(&app, &tenant, &ws, &sid).await),
+        vec![("Lee".into(), "timeout".into())]
+    );
+    app.shutdown().await;
+}
