@@ -125,6 +125,7 @@ impl App {
             writer.clone(),
             clock.clone(),
             crate::telephony::handler::http_client(&config.telephony),
+            queues.clone(),
         );
         let services = Arc::new(HostServices {
             db: db.clone(),
@@ -155,6 +156,7 @@ impl App {
             runtime.clone(),
             accounts.clone(),
             queues.clone(),
+            routing.clone(),
         );
         telephony.recover().await?;
         let app = App {

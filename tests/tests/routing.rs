@@ -1058,7 +1058,10 @@ async fn a_workflow_rule_module_routes_and_scores_and_a_trapping_rule_falls_back
         rule["invocations"].as_i64().is_some_and(|n| n >= 6),
         "{rule}"
     );
-    assert_eq!(rule["outcomes"]["unreachable"], 1, "the trap is counted: {rule}");
+    assert_eq!(
+        rule["outcomes"]["unreachable"], 1,
+        "the trap is counted: {rule}"
+    );
     app.shutdown().await;
 }
 
@@ -1112,6 +1115,158 @@ async fn a_pending_reservation_survives_a_crash_and_still_times_out_on_schedule(
     assert_eq!(
         statuses(&reservations(&app, &tenant, &ws, &sid).await),
         vec![("Lee".into(), "timeout".into())]
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_enqueued_call_becomes_a_task_whose_dequeue_connects_the_caller_to_the_worker() {
+    let app = TestApp::spawn_with(|config| {
+        config.telephony.clock = ClockKind::Manual;
+        config.telephony.media_speed = 1.0;
+    })
+    .await;
+    let tenant = app.tenant().await;
+    let ws = workspace(&app, &tenant, &[]).await;
+    let pool = queue(&app, &tenant, &ws, &[("FriendlyName", "pool")]).await;
+    let dequeue = format!(
+        r#"{{"instruction": "dequeue", "post_work_activity_sid": "{}", "timeout": 20}}"#,
+        ws.unavailable
+    );
+    let assign = HttpApp::start(vec![("/assign", json_reply(&dequeue))]).await;
+    let flow = workflow(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            (
+                "Configuration",
+                &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
+            ),
+            ("AssignmentCallbackUrl", &assign.url("/assign")),
+        ],
+    )
+    .await;
+    let web = HttpApp::start(vec![
+        (
+            "/caller",
+            Reply::twiml(&format!(
+                r#"<Response><Enqueue workflowSid="{flow}" waitUrl="" action="/after"><Task>{{"topic": "billing"}}</Task>support</Enqueue></Response>"#
+            )),
+        ),
+        ("/after", Reply::twiml("<Response><Hangup/></Response>")),
+    ])
+    .await;
+    app.buy_number(
+        &tenant,
+        "+14155550400",
+        &[("VoiceUrl", &web.url("/caller"))],
+    )
+    .await;
+
+    // Nobody is available yet: the caller waits with a pending task carrying its call.
+    let caller = app
+        .place_call(&tenant, "+14155550401", "+14155550400")
+        .await;
+    app.wait_for(&tenant, &caller, |t| {
+        switchboard_tests::has_experience(t, "enqueued")
+    })
+    .await;
+    let mut tasks = Value::Null;
+    for _ in 0..200 {
+        tasks = get(&app, &tenant, &ws.path("Tasks")).await;
+        if tasks["tasks"].as_array().is_some_and(|t| !t.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let task_sid = tasks["tasks"][0]["sid"]
+        .as_str()
+        .expect("a task")
+        .to_string();
+    let attributes: Value = serde_json::from_str(
+        tasks["tasks"][0]["attributes"]
+            .as_str()
+            .expect("attributes"),
+    )
+    .expect("json attributes");
+    assert_eq!(attributes["call_sid"], caller.as_str());
+    assert_eq!(attributes["from"], "+14155550401");
+    assert_eq!(attributes["topic"], "billing");
+    assert_eq!(tasks["tasks"][0]["task_channel_unique_name"], "voice");
+
+    // A worker becomes available: reserved, the callback answers dequeue, the worker is rung.
+    let agent = worker(
+        &app,
+        &tenant,
+        &ws,
+        "Agent",
+        r#"{"contact_uri": "+14155550499"}"#,
+    )
+    .await;
+    let timeline = app
+        .wait_for(&tenant, &caller, |t| {
+            switchboard_tests::has_experience(t, "dialing")
+        })
+        .await;
+    let leg = timeline["timeline"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["type"] == "dialing").cloned())
+        .and_then(|e| e["call_sid"].as_str().map(str::to_string))
+        .expect("the worker's leg");
+    assert_eq!(
+        task_status(&app, &tenant, &ws, &task_sid).await["assignment_status"],
+        "assigned"
+    );
+    app.wait_for(&tenant, &leg, |t| t["status"] == "ringing")
+        .await;
+    app.sim(&tenant, &leg, "Answer", &[]).await;
+    app.wait_for(&tenant, &caller, |t| {
+        switchboard_tests::has_experience(t, "bridged")
+    })
+    .await;
+    // The worker hangs up: the caller's enqueue action hears `bridged`, the task wraps up and
+    // the worker goes to the post-work activity.
+    app.sim(&tenant, &leg, "Hangup", &[]).await;
+    app.wait_ended(&tenant, &caller).await;
+    let after = received(&web, "/after", 1).await;
+    assert_eq!(after[0].param("QueueResult"), Some("bridged"));
+    let wrapped = wait_task(&app, &tenant, &ws, &task_sid, |t| {
+        t["assignment_status"] == "wrapping"
+    })
+    .await;
+    assert_eq!(wrapped["assignment_status"], "wrapping");
+    let agent_now = get(&app, &tenant, &ws.path(&format!("Workers/{agent}"))).await;
+    assert_eq!(agent_now["activity_sid"], ws.unavailable.as_str());
+
+    // A caller who hangs up while waiting cancels its task.
+    let leaver = app
+        .place_call(&tenant, "+14155550402", "+14155550400")
+        .await;
+    app.wait_for(&tenant, &leaver, |t| {
+        switchboard_tests::has_experience(t, "enqueued")
+    })
+    .await;
+    let mut pending = String::new();
+    for _ in 0..200 {
+        let list = get(&app, &tenant, &ws.path("Tasks?AssignmentStatus=pending")).await;
+        if let Some(sid) = list["tasks"][0]["sid"].as_str() {
+            pending = sid.to_string();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!pending.is_empty(), "the second caller's task");
+    app.sim(&tenant, &leaver, "Hangup", &[]).await;
+    let canceled = wait_task(&app, &tenant, &ws, &pending, |t| {
+        t["assignment_status"] == "canceled"
+    })
+    .await;
+    assert!(
+        canceled["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("hangup")),
+        "{canceled}"
     );
     app.shutdown().await;
 }

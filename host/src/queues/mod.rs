@@ -45,6 +45,9 @@ pub enum Dequeue {
     Redirect(Redirect),
     /// Leave the queue and be connected to the dequeuing call.
     Connect(Connect),
+    /// Ring a worker for the caller (a reservation's dequeue instruction) and, once the worker
+    /// answers, leave the queue connected to them.
+    Ring(Ring),
 }
 
 impl std::fmt::Debug for Dequeue {
@@ -52,6 +55,7 @@ impl std::fmt::Debug for Dequeue {
         match self {
             Dequeue::Redirect(r) => write!(f, "Redirect({})", r.uri),
             Dequeue::Connect(c) => write!(f, "Connect({})", c.dequeuer_call_sid),
+            Dequeue::Ring(r) => write!(f, "Ring({})", r.to),
         }
     }
 }
@@ -73,6 +77,16 @@ pub struct Connect {
     pub accepted: oneshot::Sender<()>,
     /// The caller's end of the bridge.
     pub end: BridgeEnd,
+}
+
+/// Whom to ring for a queued caller, from a work-distribution reservation.
+#[derive(Debug, Clone)]
+pub struct Ring {
+    /// The worker's number (its `contact_uri`, or the instruction's `to`).
+    pub to: String,
+    /// The caller id the worker sees; none = the caller's number.
+    pub from: Option<String>,
+    pub timeout_seconds: u32,
 }
 
 /// One side of a connection between two calls run by different sessions: each side learns when
@@ -674,6 +688,28 @@ impl Queues {
             enqueued_at: entry.enqueued_at,
             inbox: entry.inbox.clone()?,
         })
+    }
+
+    /// Claims the queued caller `call_sid`, wherever it waits, and asks its session to ring a
+    /// worker for it. False when the caller is no longer waiting (or is already being served).
+    pub fn ring(&self, call_sid: &str, ring: Ring) -> bool {
+        let queue_sid = self
+            .lines()
+            .by_sid
+            .iter()
+            .find(|(_, line)| line.procession.get(call_sid).is_some())
+            .map(|(sid, _)| sid.clone());
+        let Some(queue_sid) = queue_sid else {
+            return false;
+        };
+        let Some(claim) = self.claim(&queue_sid, &MemberRef::Call(call_sid.to_string())) else {
+            return false;
+        };
+        if claim.inbox.send(Box::new(Dequeue::Ring(ring))).is_err() {
+            self.release(&queue_sid, call_sid);
+            return false;
+        }
+        true
     }
 
     /// Woken whenever a caller joins the queue.

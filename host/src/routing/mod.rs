@@ -27,6 +27,7 @@ use crate::accounts::Accounts;
 use crate::api::error::{ApiError, ApiResult, Code};
 use crate::clock::Clock;
 use crate::modules::{ModuleUri, Registry};
+use crate::queues::{Queues, Ring};
 use crate::runtime::bindings::types;
 use crate::runtime::{Failure, Runtime};
 use crate::store::Db;
@@ -54,6 +55,19 @@ struct Inner {
     timers: Timers,
     modules: OnceLock<Modules>,
     callbacks: callbacks::Callbacks,
+    queues: Queues,
+    /// Calls connected to a worker by a dequeue instruction: the task and the activity the worker
+    /// takes when the call ends.
+    dequeued: Mutex<HashMap<String, Dequeued>>,
+}
+
+/// A caller handed to a worker by a dequeue instruction.
+#[derive(Debug, Clone)]
+struct Dequeued {
+    workspace_sid: String,
+    task_sid: String,
+    worker_sid: String,
+    post_work_activity_sid: Option<String>,
 }
 
 /// What the routing needs to run workflow-rule modules; attached once the runtime exists (the
@@ -65,7 +79,13 @@ struct Modules {
 }
 
 impl Routing {
-    pub fn new(db: Db, writer: Writer, clock: Clock, http: reqwest::Client) -> Routing {
+    pub fn new(
+        db: Db,
+        writer: Writer,
+        clock: Clock,
+        http: reqwest::Client,
+        queues: Queues,
+    ) -> Routing {
         Routing {
             inner: Arc::new(Inner {
                 db,
@@ -75,6 +95,8 @@ impl Routing {
                 timers: Timers::default(),
                 modules: OnceLock::new(),
                 callbacks: callbacks::Callbacks::new(http),
+                queues,
+                dequeued: Mutex::default(),
             }),
         }
     }
@@ -264,6 +286,9 @@ impl Routing {
                 routing.offer(&workspace_sid, &reservation_sid).await;
             });
         }
+        for dequeue in fx.dequeues {
+            self.ring_worker(workspace_sid, dequeue);
+        }
         if !fx.to_score.is_empty() {
             let routing = self.clone();
             let workspace_sid = workspace_sid.to_string();
@@ -272,6 +297,142 @@ impl Routing {
                     routing.score_and_route(&workspace_sid, &task_sid).await;
                 }
             });
+        }
+    }
+
+    /// Carries out a committed dequeue instruction: the queued caller's session rings the worker.
+    fn ring_worker(&self, workspace_sid: &str, dequeue: space::Dequeue) {
+        let task_sid = self.space_by_sid(workspace_sid).and_then(|space| {
+            lock(&space)
+                .tasks
+                .values()
+                .find(|t| t.call_sid.as_deref() == Some(dequeue.call_sid.as_str()))
+                .map(|t| (t.sid.clone(), dequeue.worker_sid.clone()))
+        });
+        let Some((task_sid, worker_sid)) = task_sid else {
+            return;
+        };
+        lock_map(&self.inner.dequeued).insert(
+            dequeue.call_sid.clone(),
+            Dequeued {
+                workspace_sid: workspace_sid.to_string(),
+                task_sid,
+                worker_sid,
+                post_work_activity_sid: dequeue.post_work_activity_sid.clone(),
+            },
+        );
+        let ring = Ring {
+            to: dequeue.to.clone(),
+            from: dequeue.from.clone(),
+            timeout_seconds: u32::try_from(dequeue.timeout_seconds).unwrap_or(60),
+        };
+        if !self.inner.queues.ring(&dequeue.call_sid, ring) {
+            tracing::info!(call = %dequeue.call_sid, reservation = %dequeue.reservation_sid, "dequeue: the caller is no longer waiting");
+            lock_map(&self.inner.dequeued).remove(&dequeue.call_sid);
+        }
+    }
+
+    /// A queued caller with a task created an `<Enqueue workflowSid>`: the task for it, with the
+    /// call's parameters (and the enqueue's task attributes) as its attributes.
+    pub async fn create_call_task(
+        &self,
+        account_sid: &str,
+        workflow_sid: &str,
+        attributes: serde_json::Map<String, Value>,
+        call_sid: &str,
+    ) -> Result<String, String> {
+        let workspace_sid = self
+            .workspaces(account_sid)
+            .iter()
+            .find_map(|space| {
+                let guard = lock(space);
+                guard
+                    .workflows
+                    .contains_key(workflow_sid)
+                    .then(|| guard.workspace.sid.clone())
+            })
+            .ok_or_else(|| {
+                format!("workflowSid {workflow_sid} is not a workflow of this account")
+            })?;
+        let form = crate::api::FormPairs(vec![
+            ("WorkflowSid".into(), workflow_sid.to_string()),
+            ("Attributes".into(), Value::Object(attributes).to_string()),
+            ("TaskChannel".into(), "voice".into()),
+        ]);
+        let task = self
+            .read(account_sid, &workspace_sid, |space| {
+                api::new_task(space, &form, Some(call_sid.to_string()))
+            })
+            .map_err(|e| e.message)?;
+        let task = self
+            .create_task(account_sid, &workspace_sid, task)
+            .await
+            .map_err(|e| e.message)?;
+        Ok(task.sid)
+    }
+
+    /// The queued caller behind a task left its queue without being connected to a worker (it
+    /// hung up, left or was redirected): a task still waiting is canceled.
+    pub async fn call_left(&self, call_sid: &str, reason: &str) {
+        lock_map(&self.inner.dequeued).remove(call_sid);
+        self.cancel_call_task(call_sid, reason).await;
+    }
+
+    /// The worker a dequeue rang did not answer: that task ends, the worker goes to the timeout
+    /// activity, and a new task routes the still-waiting caller again.
+    pub async fn dequeue_unanswered(&self, call_sid: &str, account_sid: &str) {
+        let Some(dequeued) = lock_map(&self.inner.dequeued).remove(call_sid) else {
+            return;
+        };
+        let again = self
+            .transition_by_sid(&dequeued.workspace_sid, |space, fx| {
+                let task = space.tasks.get(&dequeued.task_sid).cloned();
+                space.complete_task(fx, &dequeued.task_sid, "Worker did not answer the dequeue");
+                if let Some(activity) = space.workspace.timeout_activity_sid.clone() {
+                    space.set_activity(fx, &dequeued.worker_sid, &activity);
+                }
+                Ok(task)
+            })
+            .await;
+        let Ok(Some(task)) = again else { return };
+        let Some(workflow_sid) = task.workflow_sid.clone() else {
+            return;
+        };
+        let attributes = match task.attributes {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        if let Err(error) = self
+            .create_call_task(account_sid, &workflow_sid, attributes, call_sid)
+            .await
+        {
+            tracing::warn!(call = %call_sid, %error, "could not route the caller again");
+        }
+    }
+
+    /// The connection a dequeue made has ended: the task wraps up and the worker moves to the
+    /// instruction's post-work activity.
+    pub async fn dequeue_ended(&self, call_sid: &str) {
+        let Some(dequeued) = lock_map(&self.inner.dequeued).remove(call_sid) else {
+            return;
+        };
+        let result = self
+            .transition_by_sid(&dequeued.workspace_sid, |space, fx| {
+                if space
+                    .tasks
+                    .get(&dequeued.task_sid)
+                    .is_some_and(|t| t.status == TaskStatus::Assigned)
+                {
+                    space.wrap_task(fx, &dequeued.task_sid);
+                }
+                if let Some(activity) = &dequeued.post_work_activity_sid {
+                    space.set_activity(fx, &dequeued.worker_sid, activity);
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(error) = result {
+            tracing::debug!(%error, "dequeue end not recorded");
         }
     }
 
@@ -643,6 +804,10 @@ impl Routing {
     pub fn armed_deadlines(&self) -> usize {
         self.inner.timers.len()
     }
+}
+
+fn lock_map<T>(map: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    map.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Locks a workspace; a poisoned lock (a panic mid-transition) still yields the state, which the

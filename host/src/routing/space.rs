@@ -61,6 +61,7 @@ pub struct Effects {
 #[derive(Debug, Clone)]
 pub struct Dequeue {
     pub reservation_sid: String,
+    pub worker_sid: String,
     pub call_sid: String,
     pub to: String,
     pub from: Option<String>,
@@ -1662,6 +1663,7 @@ impl Space {
         self.accept(fx, reservation_sid)?;
         fx.dequeues.push(Dequeue {
             reservation_sid: reservation_sid.to_string(),
+            worker_sid,
             call_sid,
             to,
             from: instruction

@@ -51,6 +51,8 @@ pub struct Core {
     pub http: reqwest::Client,
     pub media: crate::media::Media,
     pub queues: Queues,
+    /// Tasks of callers enqueued with a workflow.
+    pub routing: crate::routing::Routing,
     live: Mutex<HashMap<String, Live>>,
     /// Set once the host begins to stop: queued callers then keep their place instead of leaving.
     stopping: AtomicBool,
@@ -133,6 +135,7 @@ impl Telephony {
         runtime: Arc<Runtime>,
         accounts: Accounts,
         queues: Queues,
+        routing: crate::routing::Routing,
     ) -> Self {
         let http = handler::http_client(&settings);
         Telephony(Arc::new(Core {
@@ -146,6 +149,7 @@ impl Telephony {
             media: crate::media::Media::new(http.clone()),
             http,
             queues,
+            routing,
             live: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
         }))

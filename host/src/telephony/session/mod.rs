@@ -985,41 +985,11 @@ impl Session {
             None => None,
         };
         self.fetches_without_progress = 0;
-        let parent = self.leg.record();
-        let now = self.core.clock.now_ms();
         let caller_id = dial
             .caller_id
             .clone()
-            .unwrap_or_else(|| parent.from.clone());
-        let mut legs = Vec::new();
-        for number in numbers {
-            let record = CallRecord {
-                parent_call_sid: Some(parent.sid.clone()),
-                ..CallRecord::new(
-                    &parent.account_sid,
-                    &caller_id,
-                    &number,
-                    crate::runtime::io::CallDirection::OutboundDial,
-                    CallStatus::Queued,
-                    now,
-                )
-            };
-            let leg = Leg::new(record.clone());
-            self.core
-                .writer
-                .submit(vec![record.insert(), status_event(&record, now)]);
-            self.core
-                .register_leg(&record.sid, &self.account.sid, &parent.sid, leg.clone());
-            self.leg.experience(
-                now,
-                Experience::Dialing {
-                    call_sid: record.sid.clone(),
-                    to: record.to.clone(),
-                },
-            );
-            self.set_status(&leg, CallStatus::Ringing, None);
-            legs.push(leg);
-        }
+            .unwrap_or_else(|| self.leg.record().from);
+        let legs = self.open_legs(numbers, &caller_id);
         let (outcome, answered) = self.ring_legs(&legs, dial.timeout_seconds).await;
         let mut result = match outcome {
             Ok(status) => (status, None, 0),
@@ -1049,6 +1019,42 @@ impl Session {
                 },
             ))
         })
+    }
+
+    /// Creates a ringing leg to each number, as children of this call.
+    fn open_legs(&mut self, numbers: Vec<String>, caller_id: &str) -> Vec<Leg> {
+        let parent = self.leg.record();
+        let now = self.core.clock.now_ms();
+        let mut legs = Vec::new();
+        for number in numbers {
+            let record = CallRecord {
+                parent_call_sid: Some(parent.sid.clone()),
+                ..CallRecord::new(
+                    &parent.account_sid,
+                    caller_id,
+                    &number,
+                    crate::runtime::io::CallDirection::OutboundDial,
+                    CallStatus::Queued,
+                    now,
+                )
+            };
+            let leg = Leg::new(record.clone());
+            self.core
+                .writer
+                .submit(vec![record.insert(), status_event(&record, now)]);
+            self.core
+                .register_leg(&record.sid, &self.account.sid, &parent.sid, leg.clone());
+            self.leg.experience(
+                now,
+                Experience::Dialing {
+                    call_sid: record.sid.clone(),
+                    to: record.to.clone(),
+                },
+            );
+            self.set_status(&leg, CallStatus::Ringing, None);
+            legs.push(leg);
+        }
+        legs
     }
 
     /// Rings until one leg answers (returned), all decline, the timeout passes, or the caller

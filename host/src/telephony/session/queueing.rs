@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use super::{Document, Flow, Mode, Session, Wake};
 use crate::queues::{
-    BridgeEnd, Connect, Dequeue, JoinError, MemberRef, Membership, Seat, StoredMember,
+    BridgeEnd, Connect, Dequeue, JoinError, MemberRef, Membership, Ring, Seat, StoredMember,
     queue_result_name,
 };
 use crate::runtime::io::{Dial, DialStatus, Enqueue, Instruction, QueueResult, Trigger};
@@ -103,9 +103,6 @@ impl Session {
                 Err(error) => return Some(Flow::Failed(error)),
             },
         };
-        if enqueue.workflow_sid.is_some() {
-            tracing::warn!(call = %self.leg.sid(), "enqueue with a workflowSid: the caller is queued, but no task is created (work distribution is not available on this host yet)");
-        }
         self.fetches_without_progress = 0;
         let queue = match self
             .core
@@ -147,8 +144,39 @@ impl Session {
                 return self.refused(&enqueue.queue, action, QueueResult::SystemError);
             }
         };
+        if let Some(workflow_sid) = &enqueue.workflow_sid {
+            self.create_task(workflow_sid, enqueue.task_attributes.as_deref())
+                .await;
+        }
         let exit = self.wait_in_queue(seat, hold, false).await;
         self.after_queue(exit, action, None).await
+    }
+
+    /// Creates the task that routes this queued caller to a worker: its attributes are the
+    /// call's (`call_sid`, `from`, `to`, `direction`, `account_sid`) with the enqueue's task
+    /// attributes on top. A task that cannot be made leaves the caller waiting, as without one.
+    async fn create_task(&mut self, workflow_sid: &str, extra: Option<&str>) {
+        let record = self.leg.record();
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("call_sid".into(), record.sid.clone().into());
+        attributes.insert("account_sid".into(), record.account_sid.clone().into());
+        attributes.insert("from".into(), record.from.clone().into());
+        attributes.insert("to".into(), record.to.clone().into());
+        attributes.insert("caller".into(), record.from.clone().into());
+        attributes.insert("direction".into(), record.direction.as_str().into());
+        if let Some(Ok(serde_json::Value::Object(extra))) =
+            extra.map(serde_json::from_str::<serde_json::Value>)
+        {
+            attributes.extend(extra);
+        }
+        if let Err(error) = self
+            .core
+            .routing
+            .create_call_task(&self.account.sid, workflow_sid, attributes, &record.sid)
+            .await
+        {
+            tracing::warn!(call = %record.sid, %error, "the queued caller's task could not be created");
+        }
     }
 
     /// Picks up the wait of a caller that was queued when the host stopped.
@@ -260,6 +288,12 @@ impl Session {
     ) -> (crate::queues::Member, crate::store::batch::Committed) {
         self.inbox = None;
         let left = self.core.queues.leave(seat, result);
+        if !matches!(result, QueueResult::Bridged) {
+            let routing = self.core.routing.clone();
+            let call_sid = seat.call_sid.clone();
+            let reason = format!("The caller left the queue ({})", queue_result_name(result));
+            tokio::spawn(async move { routing.call_left(&call_sid, &reason).await });
+        }
         self.leg.experience(
             self.core.clock.now_ms(),
             Experience::LeftQueue {
@@ -387,6 +421,7 @@ impl Session {
                 })
             }
             Flow::Dequeued(Dequeue::Connect(connect)) => self.connect_caller(seat, connect).await,
+            Flow::Dequeued(Dequeue::Ring(ring)) => self.ring_worker(seat, ring).await,
             flow => self.left_by(seat, flow),
         }
     }
@@ -565,6 +600,54 @@ impl Session {
             Some(Flow::End(by)) => Then::Ended(by),
             Some(Flow::Transfer(request)) => Then::Go(Box::new(request)),
             Some(_) => Then::Continue,
+        };
+        Some(Exit::Left {
+            result: QueueResult::Bridged,
+            queue_sid: seat.queue_sid.clone(),
+            queue_time_s,
+            then,
+        })
+    }
+
+    /// A reservation's dequeue: ring the worker while the caller keeps its place; once the worker
+    /// answers, leave the queue connected to them. `None` = the worker did not answer and the
+    /// caller waits on (its task is routed again).
+    async fn ring_worker(&mut self, seat: &Seat, ring: Ring) -> Option<Exit> {
+        let caller_id = ring.from.unwrap_or_else(|| self.leg.record().from);
+        let legs = self.open_legs(vec![ring.to], &caller_id);
+        let (outcome, answered) = self.ring_legs(&legs, ring.timeout_seconds).await;
+        let call_sid = self.leg.sid();
+        let Some(leg) = answered else {
+            self.release_legs(&legs, None);
+            self.core.queues.release(&seat.queue_sid, &seat.call_sid);
+            return match outcome {
+                Err(flow) => self.left_by(seat, flow),
+                Ok(_) => {
+                    let routing = self.core.routing.clone();
+                    let account_sid = self.account.sid.clone();
+                    tokio::spawn(async move {
+                        routing.dequeue_unanswered(&call_sid, &account_sid).await;
+                    });
+                    None
+                }
+            };
+        };
+        let queue_time_s = self.queue_time_s(seat);
+        self.leave_queue(seat, QueueResult::Bridged);
+        let dial = Dial {
+            targets: Vec::new(),
+            timeout_seconds: ring.timeout_seconds,
+            action: None,
+            caller_id: None,
+            time_limit_seconds: None,
+        };
+        let (_, _, flow) = self.bridge(&leg, &dial).await;
+        self.release_legs(&legs, Some(&leg));
+        self.core.routing.dequeue_ended(&call_sid).await;
+        let then = match flow {
+            Some(Flow::End(by)) => Then::Ended(by),
+            Some(Flow::Transfer(request)) => Then::Go(Box::new(request)),
+            _ => Then::Continue,
         };
         Some(Exit::Left {
             result: QueueResult::Bridged,
