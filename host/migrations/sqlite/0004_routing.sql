@@ -140,3 +140,6 @@ CREATE TABLE reservations (
 CREATE INDEX reservations_by_task ON reservations (task_sid);
 CREATE INDEX reservations_by_worker ON reservations (worker_sid);
 CREATE INDEX reservations_live ON reservations (workspace_sid, reservation_status);
+
+-- Routing events are read back by workspace and time (TaskRouter's Events and statistics).
+CREATE INDEX events_by_source ON events (account_sid, source, time);

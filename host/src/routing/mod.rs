@@ -10,6 +10,7 @@
 pub mod api;
 pub mod callbacks;
 pub mod expression;
+pub mod guests;
 pub mod model;
 pub mod space;
 pub mod statistics;
@@ -276,6 +277,7 @@ impl Routing {
         callback: Option<callbacks::EventTarget>,
     ) {
         self.inner.timers.arm(workspace_sid, fx.timers);
+        self.inner.timers.disarm(workspace_sid, fx.disarmed);
         if let Some(target) = callback {
             self.inner.callbacks.events(&target, fx.events);
         }
@@ -798,11 +800,6 @@ impl Routing {
                     .await;
             }
         }
-    }
-
-    /// Deadlines armed across workspaces (for the operator's view of pending timers).
-    pub fn armed_deadlines(&self) -> usize {
-        self.inner.timers.len()
     }
 }
 

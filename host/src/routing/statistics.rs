@@ -670,6 +670,7 @@ struct WorkerLog {
 
 /// Whose worker figures a request is about.
 struct WorkerScope {
+    window: Window,
     /// The workers counted; `None` = every worker.
     workers: Option<HashSet<String>>,
     /// Narrows the reservation counters (to a queue, a worker, a channel).
@@ -739,7 +740,6 @@ fn activity_durations(activities: &[(String, String)], changes: &[(String, i64)]
 
 /// The reference's cumulative fields for workers.
 fn worker_figures(log: &WorkerLog, scope: &WorkerScope) -> Map<String, Value> {
-    let window = scope.changes.window.unwrap_or(Window { start: 0, end: 0 });
     let mut figures = Map::new();
     figures.insert(
         "activity_durations".into(),
@@ -748,8 +748,8 @@ fn worker_figures(log: &WorkerLog, scope: &WorkerScope) -> Map<String, Value> {
     for (field, event_type) in RESERVATION_COUNTERS {
         figures.insert(field.into(), json!(count(&log.counts, event_type)));
     }
-    figures.insert("start_time".into(), json!(date(window.start)));
-    figures.insert("end_time".into(), json!(date(window.end)));
+    figures.insert("start_time".into(), json!(date(scope.window.start)));
+    figures.insert("end_time".into(), json!(date(scope.window.end)));
     figures
 }
 
@@ -1378,15 +1378,14 @@ async fn workflow_statistics(
 
 // ----- workers -----
 
-/// The workers a Workers statistics request is about, with their realtime figures and the
-/// workspace's activities. `TaskQueueSid` / `TaskQueueName` narrow to a queue's members (and its
+/// The workers a Workers statistics request is about, with their realtime figures. `TaskQueueSid` / `TaskQueueName` narrow to a queue's members (and its
 /// reservations), `FriendlyName` to one worker; `TaskChannel` narrows the reservation counters.
 fn workers_scope(
     space: &Space,
     caller: &Caller,
     query: &FormPairs,
     window: Window,
-) -> ApiResult<(Map<String, Value>, WorkerScope, Vec<(String, String)>)> {
+) -> ApiResult<(Map<String, Value>, WorkerScope)> {
     let base = Selection::new(&caller.account_sid, &space.workspace.sid).within(window);
     let mut reservations = base.clone().channel(task_channel(space, query)?);
     let mut changes = base;
@@ -1427,15 +1426,13 @@ fn workers_scope(
     }
     let narrowed = queue.is_some() || name.is_some();
     let scope = WorkerScope {
+        window,
         workers: narrowed.then(|| workers.iter().map(|w| w.sid.clone()).collect()),
         reservations,
         changes,
+        activities: activity_list(space),
     };
-    Ok((
-        workers_live(space, workers.iter().copied()),
-        scope,
-        activity_list(space),
-    ))
+    Ok((workers_live(space, workers.iter().copied()), scope))
 }
 
 async fn workers_cumulative(
@@ -1445,11 +1442,11 @@ async fn workers_cumulative(
     QueryPairs(query): QueryPairs,
 ) -> ApiResult<Response> {
     let window = Window::parse(&query, state.routing.now())?;
-    let (_, scope, activities) = state.routing.read(&caller.account_sid, &ws, |space| {
+    let (_, scope) = state.routing.read(&caller.account_sid, &ws, |space| {
         workers_scope(space, &caller, &query, window)
     })?;
     let log = worker_log(state.routing.db(), &scope).await?;
-    let figures = worker_figures(&log, &activities, window);
+    let figures = worker_figures(&log, &scope);
     let identity = [
         ("account_sid", caller.account_sid.as_str()),
         ("workspace_sid", ws.as_str()),
@@ -1484,11 +1481,11 @@ async fn workers_statistics(
     QueryPairs(query): QueryPairs,
 ) -> ApiResult<Response> {
     let window = Window::parse(&query, state.routing.now())?;
-    let (realtime, scope, activities) = state.routing.read(&caller.account_sid, &ws, |space| {
+    let (realtime, scope) = state.routing.read(&caller.account_sid, &ws, |space| {
         workers_scope(space, &caller, &query, window)
     })?;
     let log = worker_log(state.routing.db(), &scope).await?;
-    let cumulative = worker_figures(&log, &activities, window);
+    let cumulative = worker_figures(&log, &scope);
     let identity = [
         ("account_sid", caller.account_sid.as_str()),
         ("workspace_sid", ws.as_str()),
@@ -1505,7 +1502,7 @@ async fn worker_statistics(
     QueryPairs(query): QueryPairs,
 ) -> ApiResult<Response> {
     let window = Window::parse(&query, state.routing.now())?;
-    let (scope, activities) = state.routing.read(&caller.account_sid, &ws, |space| {
+    let scope = state.routing.read(&caller.account_sid, &ws, |space| {
         let worker = space
             .workers
             .get(&sid)
@@ -1513,15 +1510,16 @@ async fn worker_statistics(
         let base = Selection::new(&caller.account_sid, &space.workspace.sid)
             .within(window)
             .field("worker_sid", &worker.sid);
-        let scope = WorkerScope {
+        Ok(WorkerScope {
+            window,
             workers: None,
             reservations: base.clone().channel(task_channel(space, &query)?),
             changes: base,
-        };
-        Ok((scope, activity_list(space)))
+            activities: activity_list(space),
+        })
     })?;
     let log = worker_log(state.routing.db(), &scope).await?;
-    let mut cumulative = worker_figures(&log, &activities, window);
+    let mut cumulative = worker_figures(&log, &scope);
     cumulative.insert(
         "tasks_assigned".into(),
         json!(count(&log.counts, "reservation.accepted")),

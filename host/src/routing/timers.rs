@@ -45,6 +45,14 @@ impl Timers {
         }
     }
 
+    /// Forgets deadlines that can no longer matter (their task finished).
+    pub fn disarm(&self, workspace_sid: &str, deadlines: impl IntoIterator<Item = (i64, Timer)>) {
+        let mut armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
+        for (at, timer) in deadlines {
+            armed.remove(&(at, workspace_sid.to_string(), timer));
+        }
+    }
+
     /// The earliest armed deadline.
     pub fn next(&self) -> Option<i64> {
         self.armed
@@ -82,7 +90,8 @@ impl Timers {
         self.changed.notified().await;
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.armed.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }

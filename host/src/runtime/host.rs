@@ -107,6 +107,20 @@ impl Invocation {
         }
     }
 
+    /// Awaits host I/O within the invocation's deadline (epoch interruption cannot stop the host
+    /// while it waits).
+    async fn within_deadline<T>(
+        deadline: Instant,
+        work: impl std::future::Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        tokio::time::timeout(remaining, work)
+            .await
+            .unwrap_or_else(
+                |_| Err("the invocation's deadline passed while the host worked".into()),
+            )
+    }
+
     fn unavailable(interface: &str) -> String {
         format!(
             "the {interface} interface is not available on this host yet; handle this error or avoid calling it"
@@ -525,61 +539,95 @@ impl queues::Host for Invocation {
 impl distribution::Host for Invocation {
     async fn create_task(
         &mut self,
-        _workspace_sid: String,
-        _workflow_sid: String,
-        _attributes: String,
-        _priority: Option<i32>,
-        _timeout_seconds: Option<u32>,
+        workspace_sid: String,
+        workflow_sid: String,
+        attributes: String,
+        priority: Option<i32>,
+        timeout_seconds: Option<u32>,
     ) -> wasmtime::Result<Result<types::Task, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("distribution")))
+        let routing = self.services.routing.clone();
+        let account_sid = self.principal.account_sid.clone();
+        let created = routing.guest_create_task(
+            &account_sid,
+            &workspace_sid,
+            &workflow_sid,
+            &attributes,
+            priority,
+            timeout_seconds,
+        );
+        Ok(Self::within_deadline(self.deadline, created).await)
     }
 
     async fn update_task(
         &mut self,
-        _workspace_sid: String,
-        _task_sid: String,
-        _attributes: Option<String>,
-        _priority: Option<i32>,
+        workspace_sid: String,
+        task_sid: String,
+        attributes: Option<String>,
+        priority: Option<i32>,
     ) -> wasmtime::Result<Result<types::Task, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("distribution")))
+        let routing = self.services.routing.clone();
+        let account_sid = self.principal.account_sid.clone();
+        let updated = routing.guest_update_task(
+            &account_sid,
+            &workspace_sid,
+            &task_sid,
+            attributes.as_deref(),
+            priority,
+        );
+        Ok(Self::within_deadline(self.deadline, updated).await)
     }
 
     async fn get_task(
         &mut self,
-        _workspace_sid: String,
-        _task_sid: String,
+        workspace_sid: String,
+        task_sid: String,
     ) -> wasmtime::Result<Result<Option<types::Task>, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("distribution")))
+        Ok(self
+            .services
+            .routing
+            .guest_task(&self.principal.account_sid, &workspace_sid, &task_sid))
     }
 
     async fn get_worker(
         &mut self,
-        _workspace_sid: String,
-        _worker_sid: String,
+        workspace_sid: String,
+        worker_sid: String,
     ) -> wasmtime::Result<Result<Option<types::Worker>, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("distribution")))
+        Ok(self.services.routing.guest_worker(
+            &self.principal.account_sid,
+            &workspace_sid,
+            &worker_sid,
+        ))
     }
 
     async fn list_workers(
         &mut self,
-        _workspace_sid: String,
-        _expression: Option<String>,
+        workspace_sid: String,
+        expression: Option<String>,
     ) -> wasmtime::Result<Result<Vec<types::Worker>, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("distribution")))
+        Ok(self.services.routing.guest_workers(
+            &self.principal.account_sid,
+            &workspace_sid,
+            expression.as_deref(),
+        ))
     }
 
     async fn get_queue_statistics(
         &mut self,
-        _workspace_sid: String,
-        _queue: String,
+        workspace_sid: String,
+        queue: String,
     ) -> wasmtime::Result<Result<distribution::QueueStatistics, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("distribution")))
+        Ok(self.services.routing.guest_queue_statistics(
+            &self.principal.account_sid,
+            &workspace_sid,
+            &queue,
+        ))
     }
 }
 
