@@ -1851,6 +1851,14 @@ async fn list_tasks(
             .into_iter()
             .map(|s| guard.tasks.get(&s.task.sid).cloned().unwrap_or(s.task))
             .collect();
+        let mut fresh: Vec<Task> = guard
+            .tasks
+            .values()
+            .filter(|t| !tasks.iter().any(|s| s.sid == t.sid))
+            .cloned()
+            .collect();
+        fresh.sort_by(|a, b| (a.date_created, &a.sid).cmp(&(b.date_created, &b.sid)));
+        tasks.extend(fresh);
         let ordering = query.get("Ordering").unwrap_or("DateCreated:asc");
         let descending = ordering.to_ascii_lowercase().ends_with(":desc");
         if ordering.starts_with("Priority") {
@@ -2063,10 +2071,21 @@ async fn all_reservations(
     let space = state.routing.space(&caller.account_sid, ws)?;
     let stored = super::store::stored_reservations(state.routing.db(), ws).await?;
     let guard = lock(&space);
-    Ok(stored
+    // Live reservations are read from memory, which may be a commit ahead of the rows: the list
+    // then agrees with what fetching the task or the reservation shows.
+    let mut all: Vec<Reservation> = stored
         .into_iter()
         .map(|r| guard.reservations.get(&r.sid).cloned().unwrap_or(r))
-        .collect())
+        .collect();
+    let mut fresh: Vec<Reservation> = guard
+        .reservations
+        .values()
+        .filter(|r| !all.iter().any(|s| s.sid == r.sid))
+        .cloned()
+        .collect();
+    fresh.sort_by(|a, b| (a.date_created, &a.sid).cmp(&(b.date_created, &b.sid)));
+    all.extend(fresh);
+    Ok(all)
 }
 
 async fn reservation_list(
