@@ -1270,3 +1270,136 @@ async fn an_enqueued_call_becomes_a_task_whose_dequeue_connects_the_caller_to_th
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_module_answers_the_assignment_callback_through_the_distribution_interface() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let (status, body) = app
+        .upload(&tenant, "assigner", "event-subscriber", guest("assigner"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let ws = workspace(&app, &tenant, &[]).await;
+    let pool = queue(&app, &tenant, &ws, &[("FriendlyName", "pool")]).await;
+    let flow = workflow(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            (
+                "Configuration",
+                &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
+            ),
+            ("AssignmentCallbackUrl", "module:assigner"),
+        ],
+    )
+    .await;
+    // The longest idle worker rejects through the module; the next one accepts.
+    worker(&app, &tenant, &ws, "reject-first", "{}").await;
+    app.advance_clock(1_000).await;
+    worker(&app, &tenant, &ws, "accepts", "{}").await;
+    let created = task(&app, &tenant, &ws, &[("WorkflowSid", &flow)]).await;
+    let sid = created["sid"].as_str().expect("sid").to_string();
+    let assigned = wait_task(&app, &tenant, &ws, &sid, |t| {
+        t["assignment_status"] == "assigned"
+    })
+    .await;
+    assert_eq!(assigned["assignment_status"], "assigned");
+    let mut after = statuses(&reservations(&app, &tenant, &ws, &sid).await);
+    after.sort();
+    assert_eq!(
+        after,
+        vec![
+            ("accepts".into(), "accepted".into()),
+            ("reject-first".into(), "rejected".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_skills_router_example_routes_by_skill_and_scores_by_level_language_and_load() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let (status, body) = app
+        .upload(
+            &tenant,
+            "skills-router",
+            "workflow-rules",
+            guest("skills_router"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let ws = workspace(&app, &tenant, &[]).await;
+    let general = queue(&app, &tenant, &ws, &[("FriendlyName", "general")]).await;
+    queue(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            ("FriendlyName", "billing"),
+            ("TargetWorkers", "skills.billing > 0"),
+        ],
+    )
+    .await;
+    let configuration = format!(
+        r#"{{"module": "module:skills-router", "task_routing": {{"default_filter": {{"queue": "{general}"}}}}}}"#
+    );
+    let flow = workflow(&app, &tenant, &ws, &[("Configuration", &configuration)]).await;
+    // Longest idle first: a Spanish speaker at level 2, a non-speaker at level 5, then a Spanish
+    // speaker at level 4, who scores best for a Spanish billing task.
+    worker(
+        &app,
+        &tenant,
+        &ws,
+        "Ana",
+        r#"{"skills": {"billing": 2}, "languages": ["es"]}"#,
+    )
+    .await;
+    app.advance_clock(1_000).await;
+    worker(
+        &app,
+        &tenant,
+        &ws,
+        "Ben",
+        r#"{"skills": {"billing": 5}, "languages": ["en"]}"#,
+    )
+    .await;
+    app.advance_clock(1_000).await;
+    worker(
+        &app,
+        &tenant,
+        &ws,
+        "Cruz",
+        r#"{"skills": {"billing": 4}, "languages": ["es", "en"]}"#,
+    )
+    .await;
+    let created = task(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            ("WorkflowSid", &flow),
+            ("Attributes", r#"{"skill": "billing", "language": "es"}"#),
+        ],
+    )
+    .await;
+    let sid = created["sid"].as_str().expect("sid").to_string();
+    let routed = wait_task(&app, &tenant, &ws, &sid, |t| {
+        t["assignment_status"] == "reserved"
+    })
+    .await;
+    assert_eq!(routed["task_queue_friendly_name"], "billing");
+    assert_eq!(
+        statuses(&reservations(&app, &tenant, &ws, &sid).await),
+        vec![("Cruz".into(), "pending".into())]
+    );
+    // Without a skill the module defers to the static configuration.
+    let plain = task(&app, &tenant, &ws, &[("WorkflowSid", &flow)]).await;
+    let plain_sid = plain["sid"].as_str().expect("sid").to_string();
+    let routed = wait_task(&app, &tenant, &ws, &plain_sid, |t| {
+        t["task_queue_sid"] == general.as_str()
+    })
+    .await;
+    assert_eq!(routed["task_queue_sid"], general.as_str());
+    app.shutdown().await;
+}

@@ -1529,11 +1529,12 @@ fn compile(space: &Space, text: &str) -> ApiResult<workflow::Configuration> {
         .map_err(|e| ApiError::invalid(e.to_string()))
 }
 
+/// An assignment callback: an http(s) URL, or a `module:` URI naming an event-subscriber module.
 fn assignment_url(form: &FormPairs, name: &str) -> ApiResult<Option<String>> {
     match form.get(name) {
         Some("") | None => Ok(None),
         Some(url) => {
-            check_callback_url(name, url)?;
+            crate::telephony::resources::check_uri(name, url)?;
             Ok(Some(url.to_string()))
         }
     }

@@ -124,40 +124,43 @@ impl Callbacks {
         let _ = sender.send((target.url.clone(), wanted));
     }
 
-    /// Posts a reservation to its assignment callback (then the fallback) and returns the
-    /// instruction answered, if any. An answer without a JSON instruction leaves the reservation
-    /// pending for the application to accept or reject through the REST API.
-    pub async fn assign(&self, request: &AssignmentRequest) -> Option<Value> {
-        for url in [&request.url, &request.fallback_url].into_iter().flatten() {
-            let response = self
-                .http
-                .post(url)
-                .timeout(ASSIGNMENT_TIMEOUT)
-                .form(&request.parameters)
-                .send()
-                .await;
-            match response {
-                Ok(response) if response.status().is_success() => {
-                    let json = response
-                        .headers()
-                        .get(reqwest::header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .is_some_and(|v| v.starts_with("application/json"));
-                    if !json {
-                        return None;
-                    }
-                    let body: Value = response.json().await.ok()?;
-                    return body.get("instruction").is_some().then_some(body);
+    /// Posts a reservation to one assignment callback URL. `None` = the request failed (the
+    /// fallback is next); `Some(None)` = answered without an instruction, which leaves the
+    /// reservation pending for the application to accept or reject through the REST API.
+    pub async fn assign(
+        &self,
+        url: &str,
+        parameters: &[(String, String)],
+    ) -> Option<Option<Value>> {
+        let response = self
+            .http
+            .post(url)
+            .timeout(ASSIGNMENT_TIMEOUT)
+            .form(parameters)
+            .send()
+            .await;
+        match response {
+            Ok(response) if response.status().is_success() => {
+                let json = response
+                    .headers()
+                    .get(reqwest::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("application/json"));
+                if !json {
+                    return Some(None);
                 }
-                Ok(response) => {
-                    tracing::info!(%url, status = %response.status(), "assignment callback failed");
-                }
-                Err(error) => {
-                    tracing::info!(%url, %error, "assignment callback unreachable");
-                }
+                let body: Option<Value> = response.json().await.ok();
+                Some(body.filter(|b| b.get("instruction").is_some()))
+            }
+            Ok(response) => {
+                tracing::info!(%url, status = %response.status(), "assignment callback failed");
+                None
+            }
+            Err(error) => {
+                tracing::info!(%url, %error, "assignment callback unreachable");
+                None
             }
         }
-        None
     }
 }
 

@@ -84,6 +84,24 @@ impl Routing {
         .map_err(|e| e.message)
     }
 
+    pub async fn guest_instruct(
+        &self,
+        account_sid: &str,
+        workspace_sid: &str,
+        reservation_sid: &str,
+        instruction: &str,
+    ) -> Result<(), String> {
+        let instruction: Value = serde_json::from_str::<Value>(instruction)
+            .ok()
+            .filter(|v: &Value| v.get("instruction").is_some_and(Value::is_string))
+            .ok_or("the instruction must be a JSON object with an \"instruction\" string")?;
+        self.transition(account_sid, workspace_sid, |space, fx| {
+            api::apply_instruction(space, fx, reservation_sid, &instruction)
+        })
+        .await
+        .map_err(|e| e.message)
+    }
+
     pub fn guest_task(
         &self,
         account_sid: &str,

@@ -438,27 +438,78 @@ impl Routing {
         }
     }
 
-    /// Sends a new reservation to its workflow's assignment callback and carries out the answer.
+    /// Sends a new reservation to its workflow's assignment callback (an http URL, or a
+    /// `module:` URI naming an event-subscriber module that answers through the `distribution`
+    /// interface), then its fallback if that fails, and carries out an instruction answered.
     async fn offer(&self, workspace_sid: &str, reservation_sid: &str) {
         let Some(space) = self.space_by_sid(workspace_sid) else {
             return;
         };
-        let request = {
+        let prepared = {
             let guard = lock(&space);
-            callbacks::AssignmentRequest::of(&guard, reservation_sid, self.now())
+            let request = callbacks::AssignmentRequest::of(&guard, reservation_sid, self.now());
+            let event = guard
+                .reservation_data(reservation_sid)
+                .map(|(description, data)| types::Event {
+                    id: reservation_sid.to_string(),
+                    sequence: 0,
+                    account_sid: guard.workspace.account_sid.clone(),
+                    type_: "reservation.created".into(),
+                    source: guard.source(),
+                    time: crate::store::rfc3339(self.now()),
+                    data: guard
+                        .event_data("reservation", reservation_sid, description, data)
+                        .to_string(),
+                });
+            request
+                .zip(event)
+                .map(|(r, e)| (r, e, guard.workspace.account_sid.clone()))
         };
-        let Some(request) = request else { return };
-        let Some(instruction) = self.inner.callbacks.assign(&request).await else {
+        let Some((request, event, account_sid)) = prepared else {
             return;
         };
-        let result = self
-            .transition_by_sid(workspace_sid, |space, fx| {
-                api::apply_instruction(space, fx, reservation_sid, &instruction)
-            })
-            .await;
-        if let Err(error) = result {
-            tracing::info!(%error, reservation = %reservation_sid, "assignment instruction not carried out");
+        for url in [&request.url, &request.fallback_url].into_iter().flatten() {
+            if url.starts_with("module:") {
+                match self.assign_by_module(&account_sid, url, &event).await {
+                    Ok(()) => return,
+                    Err(failure) => {
+                        tracing::info!(reservation = %reservation_sid, module = %url, %failure, "assignment module failed");
+                        continue;
+                    }
+                }
+            }
+            let Some(answer) = self.inner.callbacks.assign(url, &request.parameters).await else {
+                continue;
+            };
+            let Some(instruction) = answer else { return };
+            let result = self
+                .transition_by_sid(workspace_sid, |space, fx| {
+                    api::apply_instruction(space, fx, reservation_sid, &instruction)
+                })
+                .await;
+            if let Err(error) = result {
+                tracing::info!(%error, reservation = %reservation_sid, "assignment instruction not carried out");
+            }
+            return;
         }
+    }
+
+    /// Delivers a new reservation to an event-subscriber module acting as assignment callback.
+    async fn assign_by_module(
+        &self,
+        account_sid: &str,
+        uri: &str,
+        event: &types::Event,
+    ) -> Result<(), String> {
+        let target = self.rule_module(account_sid, uri, "").await?;
+        let runtime = self
+            .runtime()
+            .ok_or("modules are not available on this host")?;
+        runtime
+            .on_event(&target, event)
+            .await
+            .result
+            .map_err(|failure| describe(&failure))
     }
 
     /// The workflow-rules module named by a workflow, ready to invoke.
@@ -494,7 +545,7 @@ impl Routing {
             .target(&account, &module)
             .await
             .map_err(|e| e.message)?;
-        target.task_sid = Some(task_sid.to_string());
+        target.task_sid = (!task_sid.is_empty()).then(|| task_sid.to_string());
         Ok(target)
     }
 

@@ -257,16 +257,9 @@ impl Space {
         resource_type: &str,
         resource_sid: &str,
         description: String,
-        mut data: Map<String, Value>,
+        data: Map<String, Value>,
     ) {
-        data.insert("workspace_sid".into(), json!(self.workspace.sid));
-        data.insert("workspace_name".into(), json!(self.workspace.friendly_name));
-        data.insert("account_sid".into(), json!(self.workspace.account_sid));
-        data.insert("resource_type".into(), json!(resource_type));
-        data.insert("resource_sid".into(), json!(resource_sid));
-        data.insert("description".into(), json!(description));
-        data.insert("timestamp_ms".into(), json!(self.now));
-        let data = Value::Object(data);
+        let data = self.event_data(resource_type, resource_sid, description, data);
         fx.change.push(
             NewEvent {
                 account_sid: &self.workspace.account_sid,
@@ -279,6 +272,24 @@ impl Space {
             .statement(),
         );
         fx.events.push((event_type.to_string(), data));
+    }
+
+    /// An event's data: its own fields plus the workspace, resource and time every event carries.
+    pub fn event_data(
+        &self,
+        resource_type: &str,
+        resource_sid: &str,
+        description: String,
+        mut data: Map<String, Value>,
+    ) -> Value {
+        data.insert("workspace_sid".into(), json!(self.workspace.sid));
+        data.insert("workspace_name".into(), json!(self.workspace.friendly_name));
+        data.insert("account_sid".into(), json!(self.workspace.account_sid));
+        data.insert("resource_type".into(), json!(resource_type));
+        data.insert("resource_sid".into(), json!(resource_sid));
+        data.insert("description".into(), json!(description));
+        data.insert("timestamp_ms".into(), json!(self.now));
+        Value::Object(data)
     }
 
     fn task_data(&self, task: &Task) -> Map<String, Value> {
@@ -325,9 +336,22 @@ impl Space {
     }
 
     fn reservation_event(&self, fx: &mut Effects, event_type: &str, reservation_sid: &str) {
-        let Some(reservation) = self.reservations.get(reservation_sid) else {
+        let Some((description, data)) = self.reservation_data(reservation_sid) else {
             return;
         };
+        self.event(
+            fx,
+            event_type,
+            "reservation",
+            reservation_sid,
+            description,
+            data,
+        );
+    }
+
+    /// What a reservation's events carry: the task's, the worker's and the reservation's fields.
+    pub fn reservation_data(&self, reservation_sid: &str) -> Option<(String, Map<String, Value>)> {
+        let reservation = self.reservations.get(reservation_sid)?;
         let mut data = self
             .tasks
             .get(&reservation.task_sid)
@@ -344,14 +368,7 @@ impl Space {
             reservation.status.as_str(),
             reservation.worker_sid
         );
-        self.event(
-            fx,
-            event_type,
-            "reservation",
-            &reservation.sid,
-            description,
-            data,
-        );
+        Some((description, data))
     }
 
     pub fn worker_event(&self, fx: &mut Effects, event_type: &str, worker_sid: &str) {

@@ -617,6 +617,20 @@ impl distribution::Host for Invocation {
         ))
     }
 
+    async fn instruct_reservation(
+        &mut self,
+        workspace_sid: String,
+        reservation_sid: String,
+        instruction: String,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.charge()?;
+        let routing = self.services.routing.clone();
+        let account_sid = self.principal.account_sid.clone();
+        let done =
+            routing.guest_instruct(&account_sid, &workspace_sid, &reservation_sid, &instruction);
+        Ok(Self::within_deadline(self.deadline, done).await)
+    }
+
     async fn get_queue_statistics(
         &mut self,
         workspace_sid: String,
