@@ -1795,6 +1795,7 @@ pub fn new_task(space: &Space, form: &FormPairs, call_sid: Option<String>) -> Ap
         date_updated: now,
         place: None,
         declined_by: Vec::new(),
+        live: Vec::new(),
     })
 }
 

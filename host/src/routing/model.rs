@@ -251,6 +251,8 @@ pub struct Task {
     /// Workers that rejected or let this task time out since it last changed step: they are asked
     /// again only when nobody else can take it.
     pub declined_by: Vec<String>,
+    /// Sids of this task's reservations still pending, accepted or wrapping.
+    pub live: Vec<String>,
 }
 
 impl Task {

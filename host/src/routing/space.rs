@@ -247,6 +247,18 @@ impl Space {
             .collect()
     }
 
+    /// A task's live reservations (pending, accepted or wrapping), through the task's own list
+    /// so no lookup scans the workspace's reservations.
+    pub fn reservations_of<'a>(
+        &'a self,
+        task_sid: &str,
+    ) -> impl Iterator<Item = &'a Reservation> + use<'a> {
+        let live = self.tasks.get(task_sid).map(|t| t.live.as_slice());
+        live.unwrap_or_default()
+            .iter()
+            .filter_map(|sid| self.reservations.get(sid))
+    }
+
     // ----- events and rows -----
 
     /// Appends an event to the log (and to the callback list), in the same change as the rows.
@@ -394,7 +406,11 @@ impl Space {
             if let Some(reservation) = self.reservations.get(&sid) {
                 fx.change.push(store::reservation_row(&ws, reservation));
                 if !reservation.status.is_live() {
+                    let task_sid = reservation.task_sid.clone();
                     self.reservations.remove(&sid);
+                    if let Some(task) = self.tasks.get_mut(&task_sid) {
+                        task.live.retain(|live| live != &sid);
+                    }
                 }
             }
         }
@@ -482,14 +498,38 @@ impl Space {
         self.file(worker_sid);
     }
 
-    /// Re-evaluates a queue's TargetWorkers against every worker (its expression changed).
+    /// Re-evaluates one queue's TargetWorkers against every worker (the queue is new or its
+    /// expression changed); other queues' memberships are untouched.
     pub fn recompute_queue(&mut self, queue_sid: &str) {
+        let Some(queue) = self.queues.get(queue_sid) else {
+            return;
+        };
+        let expression = queue.target_workers.clone();
         let sids: Vec<String> = self.workers.keys().cloned().collect();
         for sid in sids {
-            self.recompute_membership(&sid);
-        }
-        if let Some(queue) = self.queues.get(queue_sid) {
-            tracing::debug!(queue = %queue.sid, members = queue.members.len(), "queue membership recomputed");
+            let Some(worker) = self.workers.get(&sid) else {
+                continue;
+            };
+            let member = expression.evaluate(&Document(&worker.attributes));
+            if member == worker.queues.iter().any(|q| q == queue_sid) {
+                continue;
+            }
+            self.unfile(&sid);
+            if let Some(worker) = self.workers.get_mut(&sid) {
+                if member {
+                    worker.queues.push(queue_sid.to_string());
+                } else {
+                    worker.queues.retain(|q| q != queue_sid);
+                }
+            }
+            if let Some(queue) = self.queues.get_mut(queue_sid) {
+                if member {
+                    queue.members.insert(sid.clone());
+                } else {
+                    queue.members.remove(&sid);
+                }
+            }
+            self.file(&sid);
         }
     }
 
@@ -926,9 +966,7 @@ impl Space {
             return Vec::new();
         };
         let holding: HashSet<&str> = self
-            .reservations
-            .values()
-            .filter(|r| r.task_sid == task.sid)
+            .reservations_of(&task.sid)
             .map(|r| r.worker_sid.as_str())
             .collect();
         let full_scan = target.order_by.is_some() || scores.is_some();
@@ -1006,9 +1044,8 @@ impl Space {
             return Some(0);
         };
         let live = self
-            .reservations
-            .values()
-            .filter(|r| r.task_sid == task_sid && r.status == ReservationStatus::Pending)
+            .reservations_of(task_sid)
+            .filter(|r| r.status == ReservationStatus::Pending)
             .count() as i64;
         let wanted = (queue.max_reserved_workers - live).max(0) as usize;
         if wanted == 0 {
@@ -1085,9 +1122,8 @@ impl Space {
                         || task.declined_by.iter().any(|s| s == worker_sid)
                         || fx.to_score.contains(&task.sid)
                         || self
-                            .reservations
-                            .values()
-                            .any(|r| r.task_sid == task.sid && r.worker_sid == worker_sid)
+                            .reservations_of(&task.sid)
+                            .any(|r| r.worker_sid == worker_sid)
                     {
                         continue;
                     }
@@ -1179,6 +1215,9 @@ impl Space {
             fx.timers.push((deadline, Timer::Reservation(sid.clone())));
         }
         self.reservations.insert(sid.clone(), reservation);
+        if let Some(task) = self.tasks.get_mut(task_sid) {
+            task.live.push(sid.clone());
+        }
         touch(&mut fx.reservations, &sid);
         self.reservation_event(fx, "reservation.created", &sid);
         if !self.workspace.multi_task_enabled
@@ -1266,13 +1305,8 @@ impl Space {
         touch(&mut fx.tasks, &task_sid);
         self.reservation_event(fx, "reservation.accepted", reservation_sid);
         let others: Vec<String> = self
-            .reservations
-            .values()
-            .filter(|r| {
-                r.task_sid == task_sid
-                    && r.sid != reservation_sid
-                    && r.status == ReservationStatus::Pending
-            })
+            .reservations_of(&task_sid)
+            .filter(|r| r.sid != reservation_sid && r.status == ReservationStatus::Pending)
             .map(|r| r.sid.clone())
             .collect();
         for other in others {
@@ -1364,9 +1398,8 @@ impl Space {
     fn reservation_ended(&mut self, fx: &mut Effects, task_sid: &str) {
         let now = self.now;
         let still_reserved = self
-            .reservations
-            .values()
-            .any(|r| r.task_sid == task_sid && r.status == ReservationStatus::Pending);
+            .reservations_of(task_sid)
+            .any(|r| r.status == ReservationStatus::Pending);
         let Some(task) = self.tasks.get_mut(task_sid) else {
             return;
         };
@@ -1396,9 +1429,8 @@ impl Space {
         let now = self.now;
         self.unfile_task(task_sid);
         let reservations: Vec<String> = self
-            .reservations
-            .values()
-            .filter(|r| r.task_sid == task_sid && r.status == ReservationStatus::Pending)
+            .reservations_of(task_sid)
+            .filter(|r| r.status == ReservationStatus::Pending)
             .map(|r| r.sid.clone())
             .collect();
         for sid in &reservations {
@@ -1437,9 +1469,8 @@ impl Space {
     pub fn wrap_task(&mut self, fx: &mut Effects, task_sid: &str) {
         let now = self.now;
         let accepted: Vec<String> = self
-            .reservations
-            .values()
-            .filter(|r| r.task_sid == task_sid && r.status == ReservationStatus::Accepted)
+            .reservations_of(task_sid)
+            .filter(|r| r.status == ReservationStatus::Accepted)
             .map(|r| r.sid.clone())
             .collect();
         for sid in &accepted {
@@ -1466,14 +1497,12 @@ impl Space {
     pub fn complete_task(&mut self, fx: &mut Effects, task_sid: &str, reason: &str) {
         let now = self.now;
         let held: Vec<String> = self
-            .reservations
-            .values()
+            .reservations_of(task_sid)
             .filter(|r| {
-                r.task_sid == task_sid
-                    && matches!(
-                        r.status,
-                        ReservationStatus::Accepted | ReservationStatus::Wrapping
-                    )
+                matches!(
+                    r.status,
+                    ReservationStatus::Accepted | ReservationStatus::Wrapping
+                )
             })
             .map(|r| r.sid.clone())
             .collect();
@@ -1511,9 +1540,7 @@ impl Space {
     pub fn delete_task(&mut self, fx: &mut Effects, task_sid: &str) {
         self.unfile_task(task_sid);
         let live: Vec<String> = self
-            .reservations
-            .values()
-            .filter(|r| r.task_sid == task_sid)
+            .reservations_of(task_sid)
             .map(|r| r.sid.clone())
             .collect();
         for sid in &live {
@@ -1774,6 +1801,9 @@ impl Space {
                 if reservation.status != ReservationStatus::Pending {
                     channel.assigned += 1;
                 }
+            }
+            if let Some(task) = self.tasks.get_mut(&reservation.task_sid) {
+                task.live.push(reservation.sid.clone());
             }
             self.reservations
                 .insert(reservation.sid.clone(), reservation);

@@ -322,6 +322,7 @@ fn stored_task_from_row(row: &sqlx::any::AnyRow) -> Result<StoredTask, sqlx::Err
             date_updated: row.try_get("date_updated")?,
             place: None,
             declined_by: Vec::new(),
+            live: Vec::new(),
         },
         filter_index: row.try_get("filter_index")?,
         target_index: row.try_get("target_index")?,
