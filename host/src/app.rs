@@ -158,6 +158,7 @@ impl App {
             queues.clone(),
             routing.clone(),
         );
+        routing.attach_telephony(telephony.handle());
         telephony.recover().await?;
         let app = App {
             accounts,

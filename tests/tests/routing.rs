@@ -1403,3 +1403,154 @@ async fn the_skills_router_example_routes_by_skill_and_scores_by_level_language_
     assert_eq!(routed["task_queue_sid"], general.as_str());
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn call_and_redirect_instructions_place_and_move_calls() {
+    let app = TestApp::spawn_with(|config| {
+        config.telephony.clock = ClockKind::Manual;
+        config.telephony.media_speed = 1.0;
+    })
+    .await;
+    let tenant = app.tenant().await;
+    let ws = workspace(&app, &tenant, &[]).await;
+    let pool = queue(&app, &tenant, &ws, &[("FriendlyName", "pool")]).await;
+    let flow = workflow(
+        &app,
+        &tenant,
+        &ws,
+        &[(
+            "Configuration",
+            &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
+        )],
+    )
+    .await;
+    let web = HttpApp::start(vec![
+        (
+            "/caller",
+            Reply::twiml(&format!(
+                r#"<Response><Enqueue workflowSid="{flow}" waitUrl="">support</Enqueue></Response>"#
+            )),
+        ),
+        (
+            "/elsewhere",
+            Reply::twiml("<Response><Say>moved</Say><Hangup/></Response>"),
+        ),
+        (
+            "/agent",
+            Reply::twiml("<Response><Say>hello agent</Say><Hangup/></Response>"),
+        ),
+    ])
+    .await;
+    app.buy_number(
+        &tenant,
+        "+14155550500",
+        &[("VoiceUrl", &web.url("/caller"))],
+    )
+    .await;
+    worker(&app, &tenant, &ws, "Rita", "{}").await;
+
+    // redirect: the queued caller is moved to another document; the reservation is accepted.
+    let caller = app
+        .place_call(&tenant, "+14155550501", "+14155550500")
+        .await;
+    app.wait_for(&tenant, &caller, |t| {
+        switchboard_tests::has_experience(t, "enqueued")
+    })
+    .await;
+    let mut task_sid = String::new();
+    for _ in 0..200 {
+        let list = get(&app, &tenant, &ws.path("Tasks?AssignmentStatus=reserved")).await;
+        if let Some(sid) = list["tasks"][0]["sid"].as_str() {
+            task_sid = sid.to_string();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let reservation = reservations(&app, &tenant, &ws, &task_sid).await[0]["sid"]
+        .as_str()
+        .expect("reservation")
+        .to_string();
+    let path = ws.path(&format!("Tasks/{task_sid}/Reservations/{reservation}"));
+    let (status, body) = app
+        .post_form(
+            &tenant,
+            &path,
+            &[
+                ("Instruction", "redirect"),
+                ("RedirectCallSid", "not-a-call"),
+                ("RedirectUrl", &web.url("/elsewhere")),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let accepted = post(
+        &app,
+        &tenant,
+        &path,
+        &[
+            ("Instruction", "redirect"),
+            ("RedirectCallSid", &caller),
+            ("RedirectUrl", &web.url("/elsewhere")),
+            ("RedirectAccept", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(accepted["reservation_status"], "accepted");
+    let timeline = app
+        .wait_for(&tenant, &caller, |t| {
+            switchboard_tests::has_experience(t, "say")
+        })
+        .await;
+    assert!(timeline.to_string().contains("moved"), "{timeline}");
+
+    // call: an outbound call is placed to the worker.
+    let created = task(&app, &tenant, &ws, &[("WorkflowSid", &flow)]).await;
+    let sid = created["sid"].as_str().expect("sid").to_string();
+    let worker_done = ws.path(&format!("Tasks/{task_sid}"));
+    post(
+        &app,
+        &tenant,
+        &worker_done,
+        &[("AssignmentStatus", "completed"), ("Reason", "moved")],
+    )
+    .await;
+    let second = wait_task(&app, &tenant, &ws, &sid, |t| {
+        t["assignment_status"] == "reserved"
+    })
+    .await;
+    assert_eq!(second["assignment_status"], "reserved");
+    let reservation = reservations(&app, &tenant, &ws, &sid).await[0]["sid"]
+        .as_str()
+        .expect("reservation")
+        .to_string();
+    post(
+        &app,
+        &tenant,
+        &ws.path(&format!("Tasks/{sid}/Reservations/{reservation}")),
+        &[
+            ("Instruction", "call"),
+            ("CallTo", "+14155550599"),
+            ("CallFrom", "+14155550500"),
+            ("CallUrl", &web.url("/agent")),
+            ("CallAccept", "true"),
+        ],
+    )
+    .await;
+    let mut placed = Value::Null;
+    for _ in 0..200 {
+        let (_, calls) = app
+            .get(
+                &tenant,
+                &app.account_path(&tenant, "Calls.json?To=%2B14155550599"),
+            )
+            .await;
+        if calls["calls"].as_array().is_some_and(|c| !c.is_empty()) {
+            placed = calls["calls"][0].clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(placed["direction"], "outbound-api", "{placed}");
+    assert_eq!(placed["from"], "+14155550500");
+    app.shutdown().await;
+}

@@ -2242,8 +2242,10 @@ fn reservation_instruction(form: &FormPairs) -> ApiResult<Option<Value>> {
             ("CallTo", "to"),
             ("CallFrom", "from"),
             ("CallUrl", "url"),
+            ("CallAccept", "accept"),
             ("RedirectCallSid", "call_sid"),
             ("RedirectUrl", "url"),
+            ("RedirectAccept", "accept"),
         ] {
             if let Some(v) = form.get(param) {
                 value[key] = json!(v);
@@ -2325,10 +2327,49 @@ pub fn apply_instruction(
             Ok(())
         }
         "dequeue" => space.dequeue(fx, reservation_sid, instruction),
-        "call" | "redirect" | "conference" | "supervise" => Err(ApiError::new(
+        "call" | "redirect" => {
+            let text = |key: &str| {
+                instruction
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            let required = |key: &str| {
+                text(key).ok_or_else(|| {
+                    ApiError::invalid(format!("The {name} instruction needs `{key}`"))
+                })
+            };
+            let url = required("url")?;
+            crate::telephony::resources::check_uri("url", &url)?;
+            let order = if name == "call" {
+                let to = required("to")?;
+                let from = required("from")?;
+                super::space::CallOrder::Place { to, from, url }
+            } else {
+                let call_sid = required("call_sid")?;
+                if !crate::sid::is_sid("CA", &call_sid) {
+                    return Err(ApiError::invalid(format!(
+                        "call_sid {call_sid:?} is not a call sid"
+                    )));
+                }
+                super::space::CallOrder::Redirect { call_sid, url }
+            };
+            let accept = match instruction.get("accept") {
+                Some(Value::Bool(accept)) => *accept,
+                Some(Value::String(text)) => text.eq_ignore_ascii_case("true"),
+                _ => false,
+            };
+            space.pending_reservation(reservation_sid)?;
+            if accept {
+                space.accept(fx, reservation_sid)?;
+            }
+            fx.calls.push(order);
+            Ok(())
+        }
+        "conference" | "supervise" => Err(ApiError::new(
             Code::VerbNotAvailable,
             format!(
-                "The {name} instruction is not available on this host: use accept, reject or dequeue"
+                "The {name} instruction is not available on this host: use accept, reject, dequeue, call or redirect"
             ),
         )),
         other => Err(ApiError::invalid(format!(

@@ -57,6 +57,8 @@ struct Inner {
     modules: OnceLock<Modules>,
     callbacks: callbacks::Callbacks,
     queues: Queues,
+    /// Places and redirects calls for reservation instructions.
+    telephony: OnceLock<crate::telephony::TelephonyHandle>,
     /// Calls connected to a worker by a dequeue instruction: the task and the activity the worker
     /// takes when the call ends.
     dequeued: Mutex<HashMap<String, Dequeued>>,
@@ -97,6 +99,7 @@ impl Routing {
                 modules: OnceLock::new(),
                 callbacks: callbacks::Callbacks::new(http),
                 queues,
+                telephony: OnceLock::new(),
                 dequeued: Mutex::default(),
             }),
         }
@@ -109,6 +112,11 @@ impl Routing {
             accounts,
             runtime,
         });
+    }
+
+    /// Gives the routing the telephony it places and redirects calls through.
+    pub fn attach_telephony(&self, telephony: crate::telephony::TelephonyHandle) {
+        let _ = self.inner.telephony.set(telephony);
     }
 
     pub fn db(&self) -> &Db {
@@ -291,6 +299,15 @@ impl Routing {
         for dequeue in fx.dequeues {
             self.ring_worker(workspace_sid, dequeue);
         }
+        if !fx.calls.is_empty() {
+            let routing = self.clone();
+            let workspace_sid = workspace_sid.to_string();
+            tokio::spawn(async move {
+                for order in fx.calls {
+                    routing.carry_out(&workspace_sid, order).await;
+                }
+            });
+        }
         if !fx.to_score.is_empty() {
             let routing = self.clone();
             let workspace_sid = workspace_sid.to_string();
@@ -331,6 +348,63 @@ impl Routing {
         if !self.inner.queues.ring(&dequeue.call_sid, ring) {
             tracing::info!(call = %dequeue.call_sid, reservation = %dequeue.reservation_sid, "dequeue: the caller is no longer waiting");
             lock_map(&self.inner.dequeued).remove(&dequeue.call_sid);
+        }
+    }
+
+    /// Places or redirects a call for a committed `call` or `redirect` instruction.
+    async fn carry_out(&self, workspace_sid: &str, order: space::CallOrder) {
+        let Some(telephony) = self.inner.telephony.get().and_then(|t| t.upgrade()) else {
+            return;
+        };
+        let Some(account_sid) = self
+            .space_by_sid(workspace_sid)
+            .map(|space| lock(&space).workspace.account_sid.clone())
+        else {
+            return;
+        };
+        let result = match order {
+            space::CallOrder::Redirect { call_sid, url } => {
+                telephony
+                    .command(
+                        &account_sid,
+                        &call_sid,
+                        crate::telephony::session::Action::Redirect {
+                            uri: url,
+                            method: "POST".into(),
+                        },
+                    )
+                    .await
+            }
+            space::CallOrder::Place { to, from, url } => {
+                match telephony.accounts().get(&account_sid).await {
+                    Ok(Some(account)) => telephony
+                        .outbound(
+                            &account,
+                            crate::telephony::OutboundCall {
+                                to,
+                                from,
+                                handlers: crate::telephony::session::Handlers {
+                                    url,
+                                    method: "POST".into(),
+                                    fallback_url: None,
+                                    fallback_method: "POST".into(),
+                                },
+                                application_sid: None,
+                                status_callback: None,
+                                status_callback_method: "POST".into(),
+                                status_callback_events: Vec::new(),
+                                timeout_seconds: 60,
+                            },
+                        )
+                        .await
+                        .map(|_| ()),
+                    Ok(None) => return,
+                    Err(error) => Err(error.into()),
+                }
+            }
+        };
+        if let Err(error) = result {
+            tracing::info!(%error, "a reservation's call instruction was not carried out");
         }
     }
 

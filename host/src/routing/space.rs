@@ -47,6 +47,8 @@ pub struct Effects {
     pub timers: Vec<(i64, Timer)>,
     /// Calls whose task asked (through a dequeue instruction) to be connected to a worker.
     pub dequeues: Vec<Dequeue>,
+    /// Calls to place or redirect for `call` and `redirect` instructions.
+    pub calls: Vec<CallOrder>,
     /// Deadlines no longer needed (their task finished), so the timer set does not keep them.
     pub disarmed: Vec<(i64, Timer)>,
     /// Tasks whose workflow scores workers with a module: the caller asks the module, then
@@ -55,6 +57,19 @@ pub struct Effects {
     tasks: Vec<String>,
     workers: Vec<String>,
     reservations: Vec<String>,
+}
+
+/// A call a reservation instruction asks for, carried out once the instruction is committed.
+#[derive(Debug, Clone)]
+pub enum CallOrder {
+    /// `call`: place an outbound call to `to` from `from` running `url`.
+    Place {
+        to: String,
+        from: String,
+        url: String,
+    },
+    /// `redirect`: send a live call of the account to `url`.
+    Redirect { call_sid: String, url: String },
 }
 
 /// A reservation's dequeue instruction, to be carried out by the queues once committed.
@@ -1325,6 +1340,11 @@ impl Space {
             self.set_activity(fx, &worker_sid, &activity);
         }
         Ok(())
+    }
+
+    /// Checks a reservation is pending (an instruction can only answer a pending one).
+    pub fn pending_reservation(&self, reservation_sid: &str) -> ApiResult<()> {
+        self.pending(reservation_sid).map(|_| ())
     }
 
     fn pending(&self, reservation_sid: &str) -> ApiResult<&Reservation> {

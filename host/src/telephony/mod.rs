@@ -110,6 +110,17 @@ impl Core {
 #[derive(Clone)]
 pub struct Telephony(Arc<Core>);
 
+/// A handle on the telephony that does not keep it alive, for parts it holds itself (the routing
+/// places and redirects calls for reservation instructions).
+#[derive(Clone)]
+pub struct TelephonyHandle(std::sync::Weak<Core>);
+
+impl TelephonyHandle {
+    pub fn upgrade(&self) -> Option<Telephony> {
+        self.0.upgrade().map(Telephony)
+    }
+}
+
 /// An outbound call as the REST API asks for it.
 #[derive(Debug, Clone)]
 pub struct OutboundCall {
@@ -153,6 +164,10 @@ impl Telephony {
             live: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
         }))
+    }
+
+    pub fn handle(&self) -> TelephonyHandle {
+        TelephonyHandle(Arc::downgrade(&self.0))
     }
 
     pub fn clock(&self) -> &Clock {
