@@ -334,7 +334,9 @@ fn not_found(what: &str) -> ApiError {
 
 // ----- workspaces -----
 
-async fn create_workspace(
+#[utoipa::path(post, path = "/v1/Workspaces", tag = "work distribution", security(("account" = [])),
+    responses((status = 201, description = "The new workspace, with the Offline, Available and Unavailable activities and the default task channels"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody)))]
+pub async fn create_workspace(
     caller: Caller,
     State(state): State<AppState>,
     form: FormPairs,
@@ -425,7 +427,9 @@ async fn create_workspace(
     Ok(created(body))
 }
 
-async fn list_workspaces(
+#[utoipa::path(get, path = "/v1/Workspaces", tag = "work distribution", security(("account" = [])),
+    responses((status = 200, description = "`workspaces` list envelope (`FriendlyName` narrows)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody)))]
+pub async fn list_workspaces(
     caller: Caller,
     State(state): State<AppState>,
     QueryPairs(query): QueryPairs,
@@ -444,7 +448,10 @@ async fn list_workspaces(
     envelope(&caller.base, "/v1/Workspaces", "workspaces", &query, items)
 }
 
-async fn fetch_workspace(
+#[utoipa::path(get, path = "/v1/Workspaces/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("Sid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "The workspace"), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn fetch_workspace(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -454,7 +461,10 @@ async fn fetch_workspace(
     })
 }
 
-async fn update_workspace(
+#[utoipa::path(post, path = "/v1/Workspaces/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("Sid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "The updated workspace"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn update_workspace(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -532,7 +542,10 @@ async fn update_workspace(
         .await
 }
 
-async fn delete_workspace(
+#[utoipa::path(delete, path = "/v1/Workspaces/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("Sid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 204, description = "The workspace and everything in it are deleted"), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn delete_workspace(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -563,7 +576,10 @@ async fn delete_workspace(
 
 // ----- activities -----
 
-async fn create_activity(
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Activities", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 201, description = "The new activity"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody), (status = 409, description = "An activity of that name exists", body = crate::api::error::ErrorBody)))]
+pub async fn create_activity(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -609,7 +625,10 @@ async fn create_activity(
         .await
 }
 
-async fn list_activities(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Activities", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "`activities` list envelope (`FriendlyName`, `Available` narrow)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn list_activities(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -638,7 +657,10 @@ async fn list_activities(
     )
 }
 
-async fn fetch_activity(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Activities/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The activity's sid (WA...)")),
+    responses((status = 200, description = "The activity"), (status = 404, description = "No such workspace or activity", body = crate::api::error::ErrorBody)))]
+pub async fn fetch_activity(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -649,7 +671,10 @@ async fn fetch_activity(
     })
 }
 
-async fn update_activity(
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Activities/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The activity's sid (WA...)")),
+    responses((status = 200, description = "The renamed activity"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or activity", body = crate::api::error::ErrorBody)))]
+pub async fn update_activity(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -691,7 +716,10 @@ async fn update_activity(
         .await
 }
 
-async fn delete_activity(
+#[utoipa::path(delete, path = "/v1/Workspaces/{WorkspaceSid}/Activities/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The activity's sid (WA...)")),
+    responses((status = 204, description = "The activity is deleted"), (status = 404, description = "No such workspace or activity", body = crate::api::error::ErrorBody), (status = 409, description = "The activity is the workspace's default or timeout activity, has workers, or a task queue uses it", body = crate::api::error::ErrorBody)))]
+pub async fn delete_activity(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -728,7 +756,10 @@ fn valid_unique_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
 }
 
-async fn create_channel(
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/TaskChannels", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 201, description = "The new task channel (every worker gets capacity 1 on it)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody), (status = 409, description = "A task channel of that unique name exists", body = crate::api::error::ErrorBody)))]
+pub async fn create_channel(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -810,7 +841,10 @@ async fn create_channel(
         .await
 }
 
-async fn list_channels(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/TaskChannels", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "`channels` list envelope"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn list_channels(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -832,7 +866,10 @@ async fn list_channels(
     )
 }
 
-async fn fetch_channel(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/TaskChannels/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The task channel's sid (TC...) or unique name")),
+    responses((status = 200, description = "The task channel"), (status = 404, description = "No such workspace or task channel", body = crate::api::error::ErrorBody)))]
+pub async fn fetch_channel(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -843,7 +880,10 @@ async fn fetch_channel(
     })
 }
 
-async fn update_channel(
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/TaskChannels/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The task channel's sid (TC...) or unique name")),
+    responses((status = 200, description = "The updated task channel"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or task channel", body = crate::api::error::ErrorBody)))]
+pub async fn update_channel(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -883,7 +923,10 @@ async fn update_channel(
         .await
 }
 
-async fn delete_channel(
+#[utoipa::path(delete, path = "/v1/Workspaces/{WorkspaceSid}/TaskChannels/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The task channel's sid (TC...) or unique name")),
+    responses((status = 204, description = "The task channel is deleted"), (status = 404, description = "No such workspace or task channel", body = crate::api::error::ErrorBody), (status = 409, description = "Tasks of this channel are still open", body = crate::api::error::ErrorBody)))]
+pub async fn delete_channel(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -929,7 +972,10 @@ async fn delete_channel(
 
 // ----- workers -----
 
-async fn create_worker(
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Workers", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 201, description = "The new worker; its version is the ETag"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody), (status = 409, description = "A worker of that name exists", body = crate::api::error::ErrorBody)))]
+pub async fn create_worker(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -1009,7 +1055,10 @@ async fn create_worker(
         .await
 }
 
-async fn list_workers(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workers", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "`workers` list envelope (activity, availability, queue, name and `TargetWorkersExpression` filters)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn list_workers(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -1076,7 +1125,10 @@ async fn list_workers(
     )
 }
 
-async fn fetch_worker(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workers/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The worker's sid (WK...)")),
+    responses((status = 200, description = "The worker; its version is the ETag"), (status = 404, description = "No such workspace or worker", body = crate::api::error::ErrorBody)))]
+pub async fn fetch_worker(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1091,7 +1143,10 @@ async fn fetch_worker(
     })
 }
 
-async fn update_worker(
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Workers/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The worker's sid (WK...)"), ("If-Match" = Option<String>, Header, description = "The ETag of the version the change is based on; a mismatch is answered 412")),
+    responses((status = 200, description = "The updated worker; its new version is the ETag"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or worker", body = crate::api::error::ErrorBody), (status = 409, description = "Another worker has that name", body = crate::api::error::ErrorBody), (status = 412, description = "If-Match does not match the current version", body = crate::api::error::ErrorBody)))]
+pub async fn update_worker(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1149,7 +1204,10 @@ async fn update_worker(
         .await
 }
 
-async fn delete_worker(
+#[utoipa::path(delete, path = "/v1/Workspaces/{WorkspaceSid}/Workers/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The worker's sid (WK...)"), ("If-Match" = Option<String>, Header, description = "The ETag of the version the change is based on; a mismatch is answered 412")),
+    responses((status = 204, description = "The worker is deleted"), (status = 404, description = "No such workspace or worker", body = crate::api::error::ErrorBody), (status = 409, description = "The worker holds reservations", body = crate::api::error::ErrorBody), (status = 412, description = "If-Match does not match the current version", body = crate::api::error::ErrorBody)))]
+pub async fn delete_worker(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1186,7 +1244,10 @@ async fn delete_worker(
         .await
 }
 
-async fn list_worker_channels(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workers/{WorkerSid}/Channels", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("WorkerSid" = String, Path, description = "The worker's sid (WK...)")),
+    responses((status = 200, description = "`channels` list envelope: the worker's capacity per task channel"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or worker", body = crate::api::error::ErrorBody)))]
+pub async fn list_worker_channels(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1219,7 +1280,10 @@ fn worker_channel_sid(space: &Space, worker: &Worker, text: &str) -> Option<Stri
         .map(|c| c.sid.clone())
 }
 
-async fn fetch_worker_channel(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workers/{WorkerSid}/Channels/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("WorkerSid" = String, Path, description = "The worker's sid (WK...)"), ("Sid" = String, Path, description = "The worker channel's sid (WC...), or its task channel's sid or unique name")),
+    responses((status = 200, description = "The worker channel"), (status = 404, description = "No such workspace, worker or worker channel", body = crate::api::error::ErrorBody)))]
+pub async fn fetch_worker_channel(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid, channel)): Path<(String, String, String)>,
@@ -1236,7 +1300,10 @@ async fn fetch_worker_channel(
     })
 }
 
-async fn update_worker_channel(
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Workers/{WorkerSid}/Channels/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("WorkerSid" = String, Path, description = "The worker's sid (WK...)"), ("Sid" = String, Path, description = "The worker channel's sid (WC...), or its task channel's sid or unique name")),
+    responses((status = 200, description = "The updated worker channel (`Capacity`, `Available`)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace, worker or worker channel", body = crate::api::error::ErrorBody)))]
+pub async fn update_worker_channel(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid, channel)): Path<(String, String, String)>,
@@ -1282,7 +1349,10 @@ fn queue_activity(
     }
 }
 
-async fn create_queue(
+#[utoipa::path(post, operation_id = "create_task_queue", path = "/v1/Workspaces/{WorkspaceSid}/TaskQueues", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 201, description = "The new task queue"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn create_queue(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -1339,7 +1409,10 @@ async fn create_queue(
         .await
 }
 
-async fn list_queues(
+#[utoipa::path(get, operation_id = "list_task_queues", path = "/v1/Workspaces/{WorkspaceSid}/TaskQueues", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "`task_queues` list envelope (`FriendlyName`, `WorkerSid`, `EvaluateWorkerAttributes` narrow)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn list_queues(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -1384,7 +1457,10 @@ async fn list_queues(
     )
 }
 
-async fn fetch_queue(
+#[utoipa::path(get, operation_id = "fetch_task_queue", path = "/v1/Workspaces/{WorkspaceSid}/TaskQueues/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The task queue's sid (WQ...)")),
+    responses((status = 200, description = "The task queue"), (status = 404, description = "No such workspace or task queue", body = crate::api::error::ErrorBody)))]
+pub async fn fetch_queue(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1395,7 +1471,10 @@ async fn fetch_queue(
     })
 }
 
-async fn update_queue(
+#[utoipa::path(post, operation_id = "update_task_queue", path = "/v1/Workspaces/{WorkspaceSid}/TaskQueues/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The task queue's sid (WQ...)")),
+    responses((status = 200, description = "The updated task queue"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or task queue", body = crate::api::error::ErrorBody)))]
+pub async fn update_queue(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1467,7 +1546,10 @@ async fn update_queue(
         .await
 }
 
-async fn delete_queue(
+#[utoipa::path(delete, operation_id = "delete_task_queue", path = "/v1/Workspaces/{WorkspaceSid}/TaskQueues/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The task queue's sid (WQ...)")),
+    responses((status = 204, description = "The task queue is deleted"), (status = 400, description = "Tasks are still in the queue, or a workflow routes to it", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or task queue", body = crate::api::error::ErrorBody)))]
+pub async fn delete_queue(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1540,7 +1622,10 @@ fn assignment_url(form: &FormPairs, name: &str) -> ApiResult<Option<String>> {
     }
 }
 
-async fn create_workflow(
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Workflows", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 201, description = "The new workflow"), (status = 400, description = "An invalid parameter or Configuration (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn create_workflow(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -1587,7 +1672,10 @@ async fn create_workflow(
         .await
 }
 
-async fn list_workflows(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workflows", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "`workflows` list envelope (`FriendlyName` narrows)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn list_workflows(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -1618,7 +1706,10 @@ async fn list_workflows(
     )
 }
 
-async fn fetch_workflow(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workflows/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The workflow's sid (WW...)")),
+    responses((status = 200, description = "The workflow"), (status = 404, description = "No such workspace or workflow", body = crate::api::error::ErrorBody)))]
+pub async fn fetch_workflow(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1629,7 +1720,10 @@ async fn fetch_workflow(
     })
 }
 
-async fn update_workflow(
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Workflows/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The workflow's sid (WW...)")),
+    responses((status = 200, description = "The updated workflow (`ReEvaluateTasks` reroutes its pending tasks)"), (status = 400, description = "An invalid parameter or Configuration (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or workflow", body = crate::api::error::ErrorBody)))]
+pub async fn update_workflow(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1711,7 +1805,10 @@ async fn update_workflow(
         .await
 }
 
-async fn delete_workflow(
+#[utoipa::path(delete, path = "/v1/Workspaces/{WorkspaceSid}/Workflows/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The workflow's sid (WW...)")),
+    responses((status = 204, description = "The workflow is deleted"), (status = 400, description = "Tasks of this workflow are still open", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or workflow", body = crate::api::error::ErrorBody)))]
+pub async fn delete_workflow(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1799,7 +1896,10 @@ pub fn new_task(space: &Space, form: &FormPairs, call_sid: Option<String>) -> Ap
     })
 }
 
-async fn create_task(
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Tasks", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 201, description = "The new task, already routed; its version is the ETag"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn create_task(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -1823,7 +1923,10 @@ async fn create_task(
     })
 }
 
-async fn list_tasks(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Tasks", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "`tasks` list envelope, live and finished (status, queue, workflow, priority and `EvaluateTaskAttributes` filters; `Ordering`)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn list_tasks(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -1930,7 +2033,10 @@ async fn any_task(state: &AppState, caller: &Caller, ws: &str, sid: &str) -> Api
     }
 }
 
-async fn fetch_task(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The task's sid (WT...)")),
+    responses((status = 200, description = "The task; its version is the ETag"), (status = 404, description = "No such workspace or task", body = crate::api::error::ErrorBody)))]
+pub async fn fetch_task(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1945,7 +2051,10 @@ async fn fetch_task(
     })
 }
 
-async fn update_task(
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The task's sid (WT...)"), ("If-Match" = Option<String>, Header, description = "The ETag of the version the change is based on; a mismatch is answered 412")),
+    responses((status = 200, description = "The updated task; its new version is the ETag"), (status = 400, description = "An invalid parameter or status change, or the task is final", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or task", body = crate::api::error::ErrorBody), (status = 412, description = "If-Match does not match the current version", body = crate::api::error::ErrorBody)))]
+pub async fn update_task(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -2036,7 +2145,10 @@ async fn update_task(
     })
 }
 
-async fn delete_task(
+#[utoipa::path(delete, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The task's sid (WT...)"), ("If-Match" = Option<String>, Header, description = "The ETag of the version the change is based on; a mismatch is answered 412")),
+    responses((status = 204, description = "The task and its reservations are deleted"), (status = 404, description = "No such workspace or task", body = crate::api::error::ErrorBody), (status = 412, description = "If-Match does not match the current version", body = crate::api::error::ErrorBody)))]
+pub async fn delete_task(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -2112,7 +2224,10 @@ async fn reservation_list(
     envelope(&caller.base, &path, "reservations", &query, items)
 }
 
-async fn list_task_reservations(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{TaskSid}/Reservations", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("TaskSid" = String, Path, description = "The task's sid (WT...)")),
+    responses((status = 200, description = "`reservations` list envelope of the task (`ReservationStatus`, `WorkerSid` narrow)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or task", body = crate::api::error::ErrorBody)))]
+pub async fn list_task_reservations(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -2123,7 +2238,10 @@ async fn list_task_reservations(
     reservation_list(caller, state, ws, query, move |r| r.task_sid == sid, path).await
 }
 
-async fn list_worker_reservations(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workers/{WorkerSid}/Reservations", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("WorkerSid" = String, Path, description = "The worker's sid (WK...)")),
+    responses((status = 200, description = "`reservations` list envelope of the worker (`ReservationStatus` narrows)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or worker", body = crate::api::error::ErrorBody)))]
+pub async fn list_worker_reservations(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -2164,7 +2282,10 @@ async fn one_reservation(
     }
 }
 
-async fn fetch_task_reservation(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{TaskSid}/Reservations/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("TaskSid" = String, Path, description = "The task's sid (WT...)"), ("Sid" = String, Path, description = "The reservation's sid (WR...)")),
+    responses((status = 200, description = "The reservation; its version is the ETag"), (status = 404, description = "No such workspace, or no such reservation of the task", body = crate::api::error::ErrorBody)))]
+pub async fn fetch_task_reservation(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, owner, sid)): Path<(String, String, String)>,
@@ -2179,7 +2300,10 @@ async fn fetch_task_reservation(
     })
 }
 
-async fn fetch_worker_reservation(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workers/{WorkerSid}/Reservations/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("WorkerSid" = String, Path, description = "The worker's sid (WK...)"), ("Sid" = String, Path, description = "The reservation's sid (WR...)")),
+    responses((status = 200, description = "The reservation; its version is the ETag"), (status = 404, description = "No such workspace, or no such reservation of the worker", body = crate::api::error::ErrorBody)))]
+pub async fn fetch_worker_reservation(
     caller: Caller,
     state: State<AppState>,
     path: Path<(String, String, String)>,
@@ -2187,7 +2311,10 @@ async fn fetch_worker_reservation(
     fetch_task_reservation(caller, state, path).await
 }
 
-async fn update_task_reservation(
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{TaskSid}/Reservations/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("TaskSid" = String, Path, description = "The task's sid (WT...)"), ("Sid" = String, Path, description = "The reservation's sid (WR...)"), ("If-Match" = Option<String>, Header, description = "The ETag of the version the change is based on; a mismatch is answered 412")),
+    responses((status = 200, description = "The updated reservation; its new version is the ETag"), (status = 400, description = "An invalid ReservationStatus or instruction (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace, or no such reservation of the task", body = crate::api::error::ErrorBody), (status = 409, description = "The reservation is not pending (or not accepted, to wrap or complete it)", body = crate::api::error::ErrorBody), (status = 412, description = "If-Match does not match the current version", body = crate::api::error::ErrorBody)))]
+pub async fn update_task_reservation(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, owner, sid)): Path<(String, String, String)>,
@@ -2219,7 +2346,10 @@ async fn update_task_reservation(
     })
 }
 
-async fn update_worker_reservation(
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Workers/{WorkerSid}/Reservations/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("WorkerSid" = String, Path, description = "The worker's sid (WK...)"), ("Sid" = String, Path, description = "The reservation's sid (WR...)"), ("If-Match" = Option<String>, Header, description = "The ETag of the version the change is based on; a mismatch is answered 412")),
+    responses((status = 200, description = "The updated reservation; its new version is the ETag"), (status = 400, description = "An invalid ReservationStatus or instruction (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace, or no such reservation of the worker", body = crate::api::error::ErrorBody), (status = 409, description = "The reservation is not pending (or not accepted, to wrap or complete it)", body = crate::api::error::ErrorBody), (status = 412, description = "If-Match does not match the current version", body = crate::api::error::ErrorBody)))]
+pub async fn update_worker_reservation(
     caller: Caller,
     state: State<AppState>,
     path: Path<(String, String, String)>,

@@ -455,7 +455,10 @@ fn event_view(base: &str, account_sid: &str, workspace_sid: &str, event: &Logged
 
 /// The workspace's events in log order, at most [`MAX_ROWS`] per request: narrow the window to
 /// read further.
-async fn list_events(
+#[utoipa::path(get, operation_id = "list_workspace_events", path = "/v1/Workspaces/{WorkspaceSid}/Events", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "`events` list envelope in log order (window, `EventType`, sid and `TaskChannel` filters)"), (status = 400, description = "An invalid window (`StartDate`, `EndDate`, `Minutes`), `TaskChannel` or `SplitByWaitTime`", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn list_events(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -493,7 +496,10 @@ async fn list_events(
     )
 }
 
-async fn fetch_event(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Events/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The event's sid (EV...)")),
+    responses((status = 200, description = "The event"), (status = 404, description = "No such workspace or event", body = crate::api::error::ErrorBody)))]
+pub async fn fetch_event(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -976,7 +982,10 @@ async fn workspace_cumulative_figures(
     ))
 }
 
-async fn workspace_cumulative(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/CumulativeStatistics", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "The workspace's cumulative statistics over the window"), (status = 400, description = "An invalid window (`StartDate`, `EndDate`, `Minutes`), `TaskChannel` or `SplitByWaitTime`", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn workspace_cumulative(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -991,7 +1000,10 @@ async fn workspace_cumulative(
     respond(identified(figures, &identity, url))
 }
 
-async fn workspace_realtime(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/RealTimeStatistics", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "The workspace's realtime statistics"), (status = 400, description = "An invalid `TaskChannel`", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn workspace_realtime(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -1008,7 +1020,10 @@ async fn workspace_realtime(
     respond(identified(figures, &identity, url))
 }
 
-async fn workspace_statistics(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Statistics", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "The workspace's cumulative and realtime statistics"), (status = 400, description = "An invalid window (`StartDate`, `EndDate`, `Minutes`), `TaskChannel` or `SplitByWaitTime`", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn workspace_statistics(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -1052,7 +1067,10 @@ fn queue_scope(
     })
 }
 
-async fn queue_cumulative(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/TaskQueues/{TaskQueueSid}/CumulativeStatistics", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("TaskQueueSid" = String, Path, description = "The task queue's sid (WQ...)")),
+    responses((status = 200, description = "The task queue's cumulative statistics over the window"), (status = 400, description = "An invalid window (`StartDate`, `EndDate`, `Minutes`), `TaskChannel` or `SplitByWaitTime`", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or task queue", body = crate::api::error::ErrorBody)))]
+pub async fn queue_cumulative(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1077,7 +1095,10 @@ async fn queue_cumulative(
     respond(identified(figures, &identity, url))
 }
 
-async fn queue_realtime(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/TaskQueues/{TaskQueueSid}/RealTimeStatistics", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("TaskQueueSid" = String, Path, description = "The task queue's sid (WQ...)")),
+    responses((status = 200, description = "The task queue's realtime statistics"), (status = 400, description = "An invalid `TaskChannel`", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or task queue", body = crate::api::error::ErrorBody)))]
+pub async fn queue_realtime(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1137,7 +1158,10 @@ async fn queue_statistics_of(
     ))
 }
 
-async fn queue_statistics(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/TaskQueues/{TaskQueueSid}/Statistics", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("TaskQueueSid" = String, Path, description = "The task queue's sid (WQ...)")),
+    responses((status = 200, description = "The task queue's cumulative and realtime statistics"), (status = 400, description = "An invalid window (`StartDate`, `EndDate`, `Minutes`), `TaskChannel` or `SplitByWaitTime`", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or task queue", body = crate::api::error::ErrorBody)))]
+pub async fn queue_statistics(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1153,7 +1177,10 @@ async fn queue_statistics(
 
 /// Every queue's combined statistics (`FriendlyName` narrows), oldest queue first. Each queue
 /// costs two queries of the log.
-async fn list_queue_statistics(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/TaskQueues/Statistics", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "`task_queues_statistics` list envelope: each queue's cumulative and realtime statistics"), (status = 400, description = "An invalid window (`StartDate`, `EndDate`, `Minutes`), `TaskChannel` or `SplitByWaitTime`", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn list_queue_statistics(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -1247,7 +1274,12 @@ fn bulk_queue_sids(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<String>> {
     Ok(sids)
 }
 
-async fn bulk_queue_realtime(
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/TaskQueues/RealTimeStatistics", tag = "work distribution", security(("account" = [])),
+    request_body(description = "`QueueSids`: a JSON body (`{\"QueueSids\": [...]}` or a bare list) or a form with `QueueSids` repeated",
+        content(("application/json"), ("application/x-www-form-urlencoded"))),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "Realtime statistics of up to 50 task queues named by `QueueSids` (JSON or form body)"), (status = 400, description = "QueueSids is missing, malformed or names more than 50 queues", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or task queue", body = crate::api::error::ErrorBody)))]
+pub async fn bulk_queue_realtime(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -1304,7 +1336,10 @@ fn workflow_scope(
     Ok((workflow_live(space, &workflow.sid, channel), selection))
 }
 
-async fn workflow_cumulative(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workflows/{WorkflowSid}/CumulativeStatistics", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("WorkflowSid" = String, Path, description = "The workflow's sid (WW...)")),
+    responses((status = 200, description = "The workflow's cumulative statistics over the window"), (status = 400, description = "An invalid window (`StartDate`, `EndDate`, `Minutes`), `TaskChannel` or `SplitByWaitTime`", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or workflow", body = crate::api::error::ErrorBody)))]
+pub async fn workflow_cumulative(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1329,7 +1364,10 @@ async fn workflow_cumulative(
     respond(identified(figures, &identity, url))
 }
 
-async fn workflow_realtime(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workflows/{WorkflowSid}/RealTimeStatistics", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("WorkflowSid" = String, Path, description = "The workflow's sid (WW...)")),
+    responses((status = 200, description = "The workflow's realtime statistics"), (status = 400, description = "An invalid `TaskChannel`", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or workflow", body = crate::api::error::ErrorBody)))]
+pub async fn workflow_realtime(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1354,7 +1392,10 @@ async fn workflow_realtime(
     respond(identified(figures, &identity, url))
 }
 
-async fn workflow_statistics(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workflows/{WorkflowSid}/Statistics", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("WorkflowSid" = String, Path, description = "The workflow's sid (WW...)")),
+    responses((status = 200, description = "The workflow's cumulative and realtime statistics"), (status = 400, description = "An invalid window (`StartDate`, `EndDate`, `Minutes`), `TaskChannel` or `SplitByWaitTime`", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or workflow", body = crate::api::error::ErrorBody)))]
+pub async fn workflow_statistics(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
@@ -1435,7 +1476,10 @@ fn workers_scope(
     Ok((workers_live(space, workers.iter().copied()), scope))
 }
 
-async fn workers_cumulative(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workers/CumulativeStatistics", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "The workers' cumulative statistics over the window"), (status = 400, description = "An invalid window, `TaskChannel`, `TaskQueueSid` or `TaskQueueName`", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn workers_cumulative(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -1458,7 +1502,10 @@ async fn workers_cumulative(
     respond(identified(figures, &identity, url))
 }
 
-async fn workers_realtime(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workers/RealTimeStatistics", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "The workers' realtime statistics: counts by activity"), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn workers_realtime(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -1474,7 +1521,10 @@ async fn workers_realtime(
     respond(identified(figures, &identity, url))
 }
 
-async fn workers_statistics(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workers/Statistics", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "The workers' cumulative and realtime statistics (`TaskQueueSid`, `TaskQueueName`, `FriendlyName` narrow)"), (status = 400, description = "An invalid window, `TaskChannel`, `TaskQueueSid` or `TaskQueueName`", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn workers_statistics(
     caller: Caller,
     State(state): State<AppState>,
     Path(ws): Path<String>,
@@ -1495,7 +1545,10 @@ async fn workers_statistics(
 }
 
 /// One worker's cumulative figures (the reference has no realtime part here).
-async fn worker_statistics(
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workers/{WorkerSid}/Statistics", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("WorkerSid" = String, Path, description = "The worker's sid (WK...)")),
+    responses((status = 200, description = "The worker's cumulative statistics over the window"), (status = 400, description = "An invalid window (`StartDate`, `EndDate`, `Minutes`), `TaskChannel` or `SplitByWaitTime`", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or worker", body = crate::api::error::ErrorBody)))]
+pub async fn worker_statistics(
     caller: Caller,
     State(state): State<AppState>,
     Path((ws, sid)): Path<(String, String)>,
