@@ -1,0 +1,346 @@
+//! Reservations of tasks and workers, and the instructions that move them.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::{Caller, QueryPairs, any_task, check_if_match, envelope, not_found, versioned};
+use crate::api::FormPairs;
+use crate::api::error::{ApiError, ApiResult, Code};
+use crate::app::AppState;
+use crate::routing::model::*;
+use crate::routing::space::{Effects, Space};
+use crate::routing::{lock, views};
+
+/// Reservations of a workspace, live from memory and finished ones as stored.
+async fn all_reservations(
+    state: &AppState,
+    caller: &Caller,
+    ws: &str,
+) -> ApiResult<Vec<Reservation>> {
+    let space = state.routing.space(&caller.account_sid, ws)?;
+    let stored = crate::routing::store::stored_reservations(state.routing.db(), ws).await?;
+    let guard = lock(&space);
+    // Live reservations are read from memory, which may be a commit ahead of the rows: the list
+    // then agrees with what fetching the task or the reservation shows.
+    let mut all: Vec<Reservation> = stored
+        .into_iter()
+        .map(|r| guard.reservations.get(&r.sid).cloned().unwrap_or(r))
+        .collect();
+    let mut fresh: Vec<Reservation> = guard
+        .reservations
+        .values()
+        .filter(|r| !all.iter().any(|s| s.sid == r.sid))
+        .cloned()
+        .collect();
+    fresh.sort_by(|a, b| (a.date_created, &a.sid).cmp(&(b.date_created, &b.sid)));
+    all.extend(fresh);
+    Ok(all)
+}
+
+async fn reservation_list(
+    caller: Caller,
+    state: AppState,
+    ws: String,
+    query: FormPairs,
+    filter: impl Fn(&Reservation) -> bool,
+    path: String,
+) -> ApiResult<Response> {
+    let status = query.get("ReservationStatus");
+    let reservations = all_reservations(&state, &caller, &ws).await?;
+    let items = state.routing.read(&caller.account_sid, &ws, |space| {
+        Ok(reservations
+            .iter()
+            .filter(|r| filter(r))
+            .filter(|r| status.is_none_or(|s| r.status.as_str() == s))
+            .filter(|r| query.get("WorkerSid").is_none_or(|w| r.worker_sid == w))
+            .map(|r| views::reservation(&caller.base, space, r, None))
+            .collect())
+    })?;
+    envelope(&caller.base, &path, "reservations", &query, items)
+}
+
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{TaskSid}/Reservations", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("TaskSid" = String, Path, description = "The task's sid (WT...)")),
+    responses((status = 200, description = "`reservations` list envelope of the task (`ReservationStatus`, `WorkerSid` narrow)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or task", body = crate::api::error::ErrorBody)))]
+pub async fn list_task_reservations(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((ws, sid)): Path<(String, String)>,
+    QueryPairs(query): QueryPairs,
+) -> ApiResult<Response> {
+    any_task(&state, &caller, &ws, &sid).await?;
+    let path = format!("/v1/Workspaces/{ws}/Tasks/{sid}/Reservations");
+    reservation_list(caller, state, ws, query, move |r| r.task_sid == sid, path).await
+}
+
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workers/{WorkerSid}/Reservations", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("WorkerSid" = String, Path, description = "The worker's sid (WK...)")),
+    responses((status = 200, description = "`reservations` list envelope of the worker (`ReservationStatus` narrows)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or worker", body = crate::api::error::ErrorBody)))]
+pub async fn list_worker_reservations(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((ws, sid)): Path<(String, String)>,
+    QueryPairs(query): QueryPairs,
+) -> ApiResult<Response> {
+    state.routing.read(&caller.account_sid, &ws, |space| {
+        space
+            .workers
+            .get(&sid)
+            .map(|_| ())
+            .ok_or_else(|| not_found(&sid))
+    })?;
+    let path = format!("/v1/Workspaces/{ws}/Workers/{sid}/Reservations");
+    reservation_list(caller, state, ws, query, move |r| r.worker_sid == sid, path).await
+}
+
+/// A reservation, checked to belong to the task or worker in the path.
+async fn one_reservation(
+    state: &AppState,
+    caller: &Caller,
+    ws: &str,
+    owner: &str,
+    sid: &str,
+) -> ApiResult<Reservation> {
+    let live = state.routing.read(&caller.account_sid, ws, |space| {
+        Ok(space.reservations.get(sid).cloned())
+    })?;
+    let reservation = match live {
+        Some(r) => r,
+        None => crate::routing::store::stored_reservation(state.routing.db(), ws, sid)
+            .await?
+            .ok_or_else(|| not_found(sid))?,
+    };
+    if reservation.task_sid == owner || reservation.worker_sid == owner {
+        Ok(reservation)
+    } else {
+        Err(not_found(sid))
+    }
+}
+
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{TaskSid}/Reservations/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("TaskSid" = String, Path, description = "The task's sid (WT...)"), ("Sid" = String, Path, description = "The reservation's sid (WR...)")),
+    responses((status = 200, description = "The reservation; its version is the ETag"), (status = 404, description = "No such workspace, or no such reservation of the task", body = crate::api::error::ErrorBody)))]
+pub async fn fetch_task_reservation(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((ws, owner, sid)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let r = one_reservation(&state, &caller, &ws, &owner, &sid).await?;
+    state.routing.read(&caller.account_sid, &ws, |space| {
+        Ok(versioned(
+            StatusCode::OK,
+            views::reservation(&caller.base, space, &r, None),
+            r.version,
+        ))
+    })
+}
+
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workers/{WorkerSid}/Reservations/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("WorkerSid" = String, Path, description = "The worker's sid (WK...)"), ("Sid" = String, Path, description = "The reservation's sid (WR...)")),
+    responses((status = 200, description = "The reservation; its version is the ETag"), (status = 404, description = "No such workspace, or no such reservation of the worker", body = crate::api::error::ErrorBody)))]
+pub async fn fetch_worker_reservation(
+    caller: Caller,
+    state: State<AppState>,
+    path: Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    fetch_task_reservation(caller, state, path).await
+}
+
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{TaskSid}/Reservations/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("TaskSid" = String, Path, description = "The task's sid (WT...)"), ("Sid" = String, Path, description = "The reservation's sid (WR...)"), ("If-Match" = Option<String>, Header, description = "The ETag of the version the change is based on; a mismatch is answered 412")),
+    responses((status = 200, description = "The updated reservation; its new version is the ETag"), (status = 400, description = "An invalid ReservationStatus or instruction (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace, or no such reservation of the task", body = crate::api::error::ErrorBody), (status = 409, description = "The reservation is not pending (or not accepted, to wrap or complete it)", body = crate::api::error::ErrorBody), (status = 412, description = "If-Match does not match the current version", body = crate::api::error::ErrorBody)))]
+pub async fn update_task_reservation(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((ws, owner, sid)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    form: FormPairs,
+) -> ApiResult<Response> {
+    let current = one_reservation(&state, &caller, &ws, &owner, &sid).await?;
+    check_if_match(&headers, current.version)?;
+    let instruction = reservation_instruction(&form)?;
+    state
+        .routing
+        .transition(&caller.account_sid, &ws, |space, fx| {
+            if let Some(r) = space.reservations.get(&sid) {
+                check_if_match(&headers, r.version)?;
+            }
+            match instruction {
+                Some(instruction) => apply_instruction(space, fx, &sid, &instruction),
+                None => Ok(()),
+            }
+        })
+        .await?;
+    let r = one_reservation(&state, &caller, &ws, &owner, &sid).await?;
+    state.routing.read(&caller.account_sid, &ws, |space| {
+        Ok(versioned(
+            StatusCode::OK,
+            views::reservation(&caller.base, space, &r, None),
+            r.version,
+        ))
+    })
+}
+
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Workers/{WorkerSid}/Reservations/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("WorkerSid" = String, Path, description = "The worker's sid (WK...)"), ("Sid" = String, Path, description = "The reservation's sid (WR...)"), ("If-Match" = Option<String>, Header, description = "The ETag of the version the change is based on; a mismatch is answered 412")),
+    responses((status = 200, description = "The updated reservation; its new version is the ETag"), (status = 400, description = "An invalid ReservationStatus or instruction (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace, or no such reservation of the worker", body = crate::api::error::ErrorBody), (status = 409, description = "The reservation is not pending (or not accepted, to wrap or complete it)", body = crate::api::error::ErrorBody), (status = 412, description = "If-Match does not match the current version", body = crate::api::error::ErrorBody)))]
+pub async fn update_worker_reservation(
+    caller: Caller,
+    state: State<AppState>,
+    path: Path<(String, String, String)>,
+    headers: HeaderMap,
+    form: FormPairs,
+) -> ApiResult<Response> {
+    update_task_reservation(caller, state, path, headers, form).await
+}
+
+/// The instruction a reservation update carries, in the assignment callback's JSON shape.
+fn reservation_instruction(form: &FormPairs) -> ApiResult<Option<Value>> {
+    if let Some(instruction) = form.get("Instruction") {
+        let mut value = json!({"instruction": instruction.to_ascii_lowercase()});
+        for (param, key) in [
+            ("DequeueTo", "to"),
+            ("DequeueFrom", "from"),
+            ("DequeueTimeout", "timeout"),
+            ("DequeuePostWorkActivitySid", "post_work_activity_sid"),
+            ("WorkerActivitySid", "activity_sid"),
+            ("CallTo", "to"),
+            ("CallFrom", "from"),
+            ("CallUrl", "url"),
+            ("CallAccept", "accept"),
+            ("RedirectCallSid", "call_sid"),
+            ("RedirectUrl", "url"),
+            ("RedirectAccept", "accept"),
+        ] {
+            if let Some(v) = form.get(param) {
+                value[key] = json!(v);
+            }
+        }
+        return Ok(Some(value));
+    }
+    let Some(status) = form.get("ReservationStatus") else {
+        return Ok(None);
+    };
+    let value = match status {
+        "accepted" => json!({"instruction": "accept"}),
+        "rejected" => {
+            json!({"instruction": "reject", "activity_sid": form.get("WorkerActivitySid")})
+        }
+        "completed" => {
+            json!({"instruction": "complete", "reason": form.get("Reason").unwrap_or("completed")})
+        }
+        "wrapping" => json!({"instruction": "wrap"}),
+        other => {
+            return Err(ApiError::invalid(format!(
+                "ReservationStatus {other:?} can't be set: use accepted, rejected, wrapping or completed"
+            )));
+        }
+    };
+    Ok(Some(value))
+}
+
+/// Carries out an instruction on a reservation: from the REST API or an assignment callback.
+pub fn apply_instruction(
+    space: &mut Space,
+    fx: &mut Effects,
+    reservation_sid: &str,
+    instruction: &Value,
+) -> ApiResult<()> {
+    let name = instruction
+        .get("instruction")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let activity = instruction.get("activity_sid").and_then(Value::as_str);
+    if let Some(activity) = activity
+        && space.activity(activity).is_none()
+    {
+        return Err(ApiError::invalid(format!(
+            "activity_sid {activity} is not an activity of this workspace"
+        )));
+    }
+    match name {
+        "accept" => space.accept(fx, reservation_sid),
+        "reject" => space.reject(fx, reservation_sid, activity),
+        "complete" | "wrap" => {
+            let reservation = space
+                .reservations
+                .get(reservation_sid)
+                .ok_or_else(|| not_found(reservation_sid))?;
+            if !matches!(
+                reservation.status,
+                ReservationStatus::Accepted | ReservationStatus::Wrapping
+            ) {
+                return Err(ApiError::new(
+                    Code::ReservationNotPending,
+                    format!(
+                        "Reservation {reservation_sid} is {}, not accepted",
+                        reservation.status.as_str()
+                    ),
+                ));
+            }
+            let task = reservation.task_sid.clone();
+            if name == "wrap" {
+                space.wrap_task(fx, &task);
+            } else {
+                let reason = instruction
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("completed")
+                    .to_string();
+                space.complete_task(fx, &task, &reason);
+            }
+            Ok(())
+        }
+        "dequeue" => space.dequeue(fx, reservation_sid, instruction),
+        "call" | "redirect" => {
+            let text = |key: &str| {
+                instruction
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            let required = |key: &str| {
+                text(key).ok_or_else(|| {
+                    ApiError::invalid(format!("The {name} instruction needs `{key}`"))
+                })
+            };
+            let url = required("url")?;
+            crate::telephony::resources::check_uri("url", &url)?;
+            let order = if name == "call" {
+                let to = required("to")?;
+                let from = required("from")?;
+                crate::routing::space::CallOrder::Place { to, from, url }
+            } else {
+                let call_sid = required("call_sid")?;
+                if !crate::sid::is_sid("CA", &call_sid) {
+                    return Err(ApiError::invalid(format!(
+                        "call_sid {call_sid:?} is not a call sid"
+                    )));
+                }
+                crate::routing::space::CallOrder::Redirect { call_sid, url }
+            };
+            let accept = match instruction.get("accept") {
+                Some(Value::Bool(accept)) => *accept,
+                Some(Value::String(text)) => text.eq_ignore_ascii_case("true"),
+                _ => false,
+            };
+            space.pending_reservation(reservation_sid)?;
+            if accept {
+                space.accept(fx, reservation_sid)?;
+            }
+            fx.calls.push(order);
+            Ok(())
+        }
+        "conference" | "supervise" => Err(ApiError::new(
+            Code::VerbNotAvailable,
+            format!(
+                "The {name} instruction is not available on this host: use accept, reject, dequeue, call or redirect"
+            ),
+        )),
+        other => Err(ApiError::invalid(format!(
+            "{other:?} is not an instruction: use accept, reject, dequeue, call or redirect"
+        ))),
+    }
+}

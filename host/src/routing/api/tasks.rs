@@ -1,0 +1,336 @@
+//! Tasks: created, listed, fetched, updated and deleted, live or as stored.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::{
+    Caller, QueryPairs, any_task, attributes, check_if_match, envelope, integer, not_found,
+    versioned,
+};
+use crate::api::FormPairs;
+use crate::api::error::{ApiError, ApiResult};
+use crate::app::AppState;
+use crate::routing::model::*;
+use crate::routing::space::Space;
+use crate::routing::{find_workflow, lock, views};
+use crate::sid::new_sid;
+
+/// Checks a new task's parameters and builds it (not yet routed).
+pub fn new_task(space: &Space, form: &FormPairs, call_sid: Option<String>) -> ApiResult<Task> {
+    let (attributes_text, attributes) =
+        attributes(form, "Attributes")?.unwrap_or_else(|| ("{}".into(), json!({})));
+    let priority = integer(form, "Priority", 0..=2_147_483_647)?.unwrap_or(0);
+    let timeout = integer(form, "Timeout", 1..=1_209_600)?.unwrap_or(86_400);
+    let workflow = find_workflow(space, form.get("WorkflowSid"))?;
+    let channel = match form.get("TaskChannel") {
+        Some(text) => space.channel_by_ref(text).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "TaskChannel {text:?} is not a task channel of this workspace"
+            ))
+        })?,
+        None => space.channel_by_ref("default").ok_or_else(|| {
+            ApiError::invalid("TaskChannel is required: the workspace has no default channel")
+        })?,
+    };
+    let now = space.now();
+    let virtual_start = match form.get("VirtualStartTime") {
+        Some(text) => crate::store::parse_rfc3339(text).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "VirtualStartTime must be an ISO 8601 time, not {text:?}"
+            ))
+        })?,
+        None => now,
+    };
+    Ok(Task {
+        sid: new_sid("WT"),
+        workflow_sid: Some(workflow.sid.clone()),
+        queue_sid: None,
+        task_channel_sid: channel.sid.clone(),
+        attributes_text,
+        attributes,
+        priority,
+        timeout,
+        status: TaskStatus::Pending,
+        reason: None,
+        virtual_start_time: virtual_start,
+        task_queue_entered_date: None,
+        route: None,
+        step_deadline: None,
+        assignment_count: 0,
+        call_sid,
+        version: 0,
+        date_created: now,
+        date_updated: now,
+        place: None,
+        declined_by: Vec::new(),
+        live: Vec::new(),
+    })
+}
+
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Tasks", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 201, description = "The new task, already routed; its version is the ETag"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn create_task(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(ws): Path<String>,
+    form: FormPairs,
+) -> ApiResult<Response> {
+    let task = state.routing.read(&caller.account_sid, &ws, |space| {
+        new_task(space, &form, None)
+    })?;
+    let sid = task.sid.clone();
+    let task = state
+        .routing
+        .create_task(&caller.account_sid, &ws, task)
+        .await?;
+    state.routing.read(&caller.account_sid, &ws, |space| {
+        let live = space.tasks.get(&sid).unwrap_or(&task);
+        Ok(versioned(
+            StatusCode::CREATED,
+            views::task(&caller.base, space, live, true),
+            live.version,
+        ))
+    })
+}
+
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Tasks", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
+    responses((status = 200, description = "`tasks` list envelope, live and finished (status, queue, workflow, priority and `EvaluateTaskAttributes` filters; `Ordering`)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+pub async fn list_tasks(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(ws): Path<String>,
+    QueryPairs(query): QueryPairs,
+) -> ApiResult<Response> {
+    let statuses = query.all("AssignmentStatus");
+    for status in &statuses {
+        if TaskStatus::parse(status).is_none() {
+            return Err(ApiError::invalid(format!(
+                "AssignmentStatus {status:?} is not one of pending, reserved, assigned, wrapping, completed, canceled"
+            )));
+        }
+    }
+    let expression = query
+        .get("EvaluateTaskAttributes")
+        .map(|text| {
+            crate::routing::expression::Expression::parse(text)
+                .map_err(|e| ApiError::invalid(format!("EvaluateTaskAttributes: {e}")))
+        })
+        .transpose()?;
+    let priority = integer(&query, "Priority", 0..=2_147_483_647)?;
+    let space = state.routing.space(&caller.account_sid, &ws)?;
+    let stored = crate::routing::store::stored_tasks(state.routing.db(), &ws).await?;
+    let items = {
+        let guard = lock(&space);
+        let mut tasks: Vec<Task> = stored
+            .into_iter()
+            .map(|s| guard.tasks.get(&s.task.sid).cloned().unwrap_or(s.task))
+            .collect();
+        let mut fresh: Vec<Task> = guard
+            .tasks
+            .values()
+            .filter(|t| !tasks.iter().any(|s| s.sid == t.sid))
+            .cloned()
+            .collect();
+        fresh.sort_by(|a, b| (a.date_created, &a.sid).cmp(&(b.date_created, &b.sid)));
+        tasks.extend(fresh);
+        let ordering = query.get("Ordering").unwrap_or("DateCreated:asc");
+        let descending = ordering.to_ascii_lowercase().ends_with(":desc");
+        if ordering.starts_with("Priority") {
+            tasks.sort_by_key(|t| (t.priority, t.date_created));
+        }
+        if descending {
+            tasks.reverse();
+        }
+        tasks
+            .iter()
+            .filter(|t| statuses.is_empty() || statuses.contains(&t.status.as_str()))
+            .filter(|t| {
+                query
+                    .get("WorkflowSid")
+                    .is_none_or(|w| t.workflow_sid.as_deref() == Some(w))
+            })
+            .filter(|t| {
+                query
+                    .get("TaskQueueSid")
+                    .is_none_or(|q| t.queue_sid.as_deref() == Some(q))
+            })
+            .filter(|t| {
+                query.get("TaskQueueName").is_none_or(|n| {
+                    t.queue_sid
+                        .as_deref()
+                        .and_then(|q| guard.queues.get(q))
+                        .is_some_and(|q| q.friendly_name == n)
+                })
+            })
+            .filter(|t| {
+                query.get("WorkflowName").is_none_or(|n| {
+                    t.workflow_sid
+                        .as_deref()
+                        .and_then(|w| guard.workflows.get(w))
+                        .is_some_and(|w| w.friendly_name == n)
+                })
+            })
+            .filter(|t| priority.is_none_or(|p| t.priority == p))
+            .filter(|t| {
+                expression.as_ref().is_none_or(|e| {
+                    e.evaluate(&crate::routing::expression::Document(&t.attributes))
+                })
+            })
+            .map(|t| views::task(&caller.base, &guard, t, true))
+            .collect()
+    };
+    envelope(
+        &caller.base,
+        &format!("/v1/Workspaces/{ws}/Tasks"),
+        "tasks",
+        &query,
+        items,
+    )
+}
+
+#[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The task's sid (WT...)")),
+    responses((status = 200, description = "The task; its version is the ETag"), (status = 404, description = "No such workspace or task", body = crate::api::error::ErrorBody)))]
+pub async fn fetch_task(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((ws, sid)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let task = any_task(&state, &caller, &ws, &sid).await?;
+    state.routing.read(&caller.account_sid, &ws, |space| {
+        Ok(versioned(
+            StatusCode::OK,
+            views::task(&caller.base, space, &task, true),
+            task.version,
+        ))
+    })
+}
+
+#[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The task's sid (WT...)"), ("If-Match" = Option<String>, Header, description = "The ETag of the version the change is based on; a mismatch is answered 412")),
+    responses((status = 200, description = "The updated task; its new version is the ETag"), (status = 400, description = "An invalid parameter or status change, or the task is final", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace or task", body = crate::api::error::ErrorBody), (status = 412, description = "If-Match does not match the current version", body = crate::api::error::ErrorBody)))]
+pub async fn update_task(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((ws, sid)): Path<(String, String)>,
+    headers: HeaderMap,
+    form: FormPairs,
+) -> ApiResult<Response> {
+    let new_attributes = attributes(&form, "Attributes")?;
+    let priority = integer(&form, "Priority", 0..=2_147_483_647)?;
+    let status = form
+        .get("AssignmentStatus")
+        .map(|s| {
+            TaskStatus::parse(s).ok_or_else(|| {
+                ApiError::invalid(format!("AssignmentStatus {s:?} is not a task status"))
+            })
+        })
+        .transpose()?;
+    let reason = form.get("Reason").map(str::to_string);
+    let stored = any_task(&state, &caller, &ws, &sid).await?;
+    check_if_match(&headers, stored.version)?;
+    if stored.status.is_final() {
+        return Err(ApiError::invalid(format!(
+            "Task {sid} is {} and can no longer change",
+            stored.status.as_str()
+        )));
+    }
+    let base = caller.base.clone();
+    let task = state
+        .routing
+        .transition(&caller.account_sid, &ws, |space, fx| {
+            let task = space.tasks.get(&sid).ok_or_else(|| not_found(&sid))?;
+            check_if_match(&headers, task.version)?;
+            let current = task.status;
+            if let Some(status) = status {
+                match (current, status) {
+                    (TaskStatus::Pending | TaskStatus::Reserved, TaskStatus::Canceled) => {}
+                    (TaskStatus::Assigned, TaskStatus::Wrapping) => {}
+                    (TaskStatus::Assigned | TaskStatus::Wrapping, TaskStatus::Completed) => {}
+                    (from, to) if from == to => {}
+                    (from, to) => {
+                        return Err(ApiError::invalid(format!(
+                            "A task that is {} can't be moved to {}",
+                            from.as_str(),
+                            to.as_str()
+                        )));
+                    }
+                }
+                if matches!(status, TaskStatus::Canceled | TaskStatus::Completed)
+                    && reason.is_none()
+                {
+                    return Err(ApiError::invalid(
+                        "Reason is required to cancel or complete a task",
+                    ));
+                }
+            }
+            if let Some((text, value)) = new_attributes {
+                space.update_task_attributes(fx, &sid, text, value);
+            }
+            if let Some(priority) = priority {
+                space.update_task_priority(fx, &sid, priority);
+            }
+            let reason = reason.as_deref().unwrap_or("");
+            match status {
+                Some(TaskStatus::Canceled) if current != TaskStatus::Canceled => {
+                    space.cancel_task(fx, &sid, reason)
+                }
+                Some(TaskStatus::Wrapping) if current == TaskStatus::Assigned => {
+                    space.wrap_task(fx, &sid)
+                }
+                Some(TaskStatus::Completed) if current != TaskStatus::Completed => {
+                    space.complete_task(fx, &sid, reason)
+                }
+                _ => {}
+            }
+            space.touch_task(fx, &sid);
+            Ok(space.tasks.get(&sid).cloned())
+        })
+        .await?;
+    let task = match task {
+        Some(task) => task,
+        None => any_task(&state, &caller, &ws, &sid).await?,
+    };
+    state.routing.read(&caller.account_sid, &ws, |space| {
+        Ok(versioned(
+            StatusCode::OK,
+            views::task(&base, space, &task, true),
+            task.version,
+        ))
+    })
+}
+
+#[utoipa::path(delete, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{Sid}", tag = "work distribution", security(("account" = [])),
+    params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)"), ("Sid" = String, Path, description = "The task's sid (WT...)"), ("If-Match" = Option<String>, Header, description = "The ETag of the version the change is based on; a mismatch is answered 412")),
+    responses((status = 204, description = "The task and its reservations are deleted"), (status = 404, description = "No such workspace or task", body = crate::api::error::ErrorBody), (status = 412, description = "If-Match does not match the current version", body = crate::api::error::ErrorBody)))]
+pub async fn delete_task(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((ws, sid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let stored = any_task(&state, &caller, &ws, &sid).await?;
+    check_if_match(&headers, stored.version)?;
+    state
+        .routing
+        .transition(&caller.account_sid, &ws, |space, fx| {
+            if space.tasks.contains_key(&sid) {
+                space.delete_task(fx, &sid);
+            } else {
+                fx.change.push(crate::routing::store::delete(
+                    crate::routing::store::Table::ReservationsOfTask,
+                    &sid,
+                ));
+                fx.change.push(crate::routing::store::delete(
+                    crate::routing::store::Table::Task,
+                    &sid,
+                ));
+            }
+            Ok(StatusCode::NO_CONTENT.into_response())
+        })
+        .await
+}
