@@ -859,14 +859,17 @@ async fn a_reservation_timeout_moves_the_worker_to_the_timeout_activity_and_rero
         vec![("Jo".into(), "pending".into())]
     );
     app.advance_clock(1).await;
+    // The timeout commits just after the live state shows it: wait for both reservations to
+    // read as the expected pair.
+    let mut after = Vec::new();
     for _ in 0..200 {
-        if reservations(&app, &tenant, &ws, &sid).await.len() == 2 {
+        after = statuses(&reservations(&app, &tenant, &ws, &sid).await);
+        after.sort();
+        if after.iter().any(|(_, status)| status == "timeout") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let mut after = statuses(&reservations(&app, &tenant, &ws, &sid).await);
-    after.sort();
     assert_eq!(
         after,
         vec![
