@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use crate::accounts::Accounts;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::events::Events;
 use crate::metering::Meter;
 use crate::modules::Registry;
 use crate::queues::Queues;
@@ -35,6 +36,7 @@ pub struct App {
     pub telephony: Telephony,
     pub queues: Queues,
     pub routing: Routing,
+    pub events: Events,
     pub admin_token: String,
     pub metrics: PrometheusHandle,
 }
@@ -127,10 +129,17 @@ impl App {
             crate::telephony::handler::http_client(&config.telephony),
             queues.clone(),
         );
+        let events = Events::new(
+            db.clone(),
+            writer.clone(),
+            clock.clone(),
+            config.events.clone(),
+        );
         let services = Arc::new(HostServices {
             db: db.clone(),
             queues: queues.clone(),
             routing: routing.clone(),
+            events: events.clone(),
         });
         let runtime = Arc::new(Runtime::new(
             &config.runtime,
@@ -146,6 +155,8 @@ impl App {
         );
         let accounts = Accounts::new(db.clone());
         routing.attach(registry.clone(), accounts.clone(), runtime.clone());
+        events.attach(registry.clone(), accounts.clone(), runtime.clone());
+        events.start().await?;
         routing.recover().await?;
         let telephony = Telephony::new(
             db.clone(),
@@ -166,6 +177,7 @@ impl App {
             telephony,
             queues,
             routing,
+            events,
             config,
             db,
             registry,
@@ -217,6 +229,8 @@ impl Server {
     /// Stops accepting requests, lets in-flight ones finish, hangs up live calls, commits pending
     /// changes and usage, and closes the database.
     pub async fn stop(self) -> anyhow::Result<()> {
+        // Live event streams never end by themselves; end them so the graceful shutdown can finish.
+        self.state.events.shutdown();
         let _ = self.shutdown.send(true);
         self.task.await??;
         self.state

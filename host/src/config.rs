@@ -23,6 +23,7 @@ pub struct Config {
     pub modules: ModuleSettings,
     pub runtime: RuntimeSettings,
     pub telephony: TelephonySettings,
+    pub events: EventSettings,
 }
 
 impl Default for Config {
@@ -36,6 +37,7 @@ impl Default for Config {
             modules: ModuleSettings::default(),
             runtime: RuntimeSettings::default(),
             telephony: TelephonySettings::default(),
+            events: EventSettings::default(),
         }
     }
 }
@@ -112,6 +114,39 @@ impl Default for RuntimeSettings {
             pooling: true,
             max_concurrent_invocations: 256,
             usage_batch_size: 1_000,
+        }
+    }
+}
+
+/// How events reach channel subscribers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventSettings {
+    /// Milliseconds a webhook has to answer before the attempt counts as failed.
+    pub webhook_timeout_ms: u64,
+    /// Waits before each retry of a failed delivery, in milliseconds; the last repeats. The default
+    /// follows the Standard Webhooks example: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h.
+    pub retry_schedule_ms: Vec<u64>,
+    /// Failed attempts in a row after which a subscriber is disabled (a 410 disables at once).
+    pub disable_after_failures: u32,
+    /// Let webhooks target loopback, private and link-local addresses. Off by default so a tenant
+    /// cannot make the host probe its own network.
+    pub allow_private_targets: bool,
+    /// How long a channel keeps its events for replay when it names no RetentionSeconds.
+    pub default_retention_seconds: u64,
+    /// Events a live stream may fall behind before it catches up from the log instead of memory.
+    pub stream_buffer: usize,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        EventSettings {
+            webhook_timeout_ms: 15_000,
+            retry_schedule_ms: vec![5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000],
+            disable_after_failures: 10,
+            allow_private_targets: false,
+            default_retention_seconds: 7 * 24 * 3600,
+            stream_buffer: 4_096,
         }
     }
 }

@@ -34,7 +34,7 @@ pub fn guest(name: &str) -> Vec<u8> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let output = std::process::Command::new(cargo)
             .current_dir(workspace())
-            .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "hello", "-p", "misbehave", "-p", "ivr", "-p", "ivr-desk", "-p", "hold-music", "-p", "waiter", "-p", "queue-agent", "-p", "trapping-rule", "-p", "skills-router", "-p", "assigner", "--target-dir"])
+            .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "hello", "-p", "misbehave", "-p", "ivr", "-p", "ivr-desk", "-p", "hold-music", "-p", "waiter", "-p", "queue-agent", "-p", "trapping-rule", "-p", "skills-router", "-p", "assigner", "-p", "audit-subscriber", "--target-dir"])
             .arg(&target)
             .output()
             .map_err(|e| format!("could not run cargo: {e}"))?;

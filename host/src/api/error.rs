@@ -115,6 +115,10 @@ error_codes! {
         "The call has ended (or is not in a state that accepts this action); fetch it to see its status.";
     ReservationNotPending = 40140, CONFLICT, "Reservation is not pending",
         "Only a pending reservation can be accepted, rejected or given an instruction (an accepted one can be completed); fetch it to see its status.";
+    PublishNotAllowed = 50001, FORBIDDEN, "Publishing not allowed on this channel",
+        "Custom events can only be published to a channel created or updated with AllowPublish=true.";
+    WebhookTargetRefused = 50002, BAD_REQUEST, "Webhook target not allowed",
+        "Webhooks must be http(s) URLs of public addresses; an operator can allow private ones with events.allow_private_targets.";
     ClockNotManual = 31012, CONFLICT, "The clock is not manual",
         "Only a host started with telephony.clock = \"manual\" can have its clock advanced.";
 }

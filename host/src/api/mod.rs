@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod resources;
 
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
@@ -420,6 +421,19 @@ async fn fetch_error(Path(code): Path<u32>) -> ApiResult<Json<ErrorEntry>> {
         crate::edge::sim::api::clock,
         crate::edge::sim::api::advance_clock,
         crate::events::api::list_events,
+        crate::events::api::create_channel,
+        crate::events::api::list_channels,
+        crate::events::api::fetch_channel,
+        crate::events::api::update_channel,
+        crate::events::api::delete_channel,
+        crate::events::api::create_subscriber,
+        crate::events::api::list_subscribers,
+        crate::events::api::fetch_subscriber,
+        crate::events::api::update_subscriber,
+        crate::events::api::delete_subscriber,
+        crate::events::api::publish_event,
+        crate::events::api::list_channel_events,
+        crate::events::stream::stream,
     ),
     modifiers(&Security),
 )]

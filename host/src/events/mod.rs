@@ -1,17 +1,43 @@
-//! The event log: every state change a domain makes is appended here, in the same transaction as
-//! the change itself, so an event exists exactly when its change is durable.
+//! The event log and the event router.
 //!
-//! Events are CloudEvents-shaped (`id`, `type`, `source`, `time`, `data`) and carry the account's
-//! sequence number: the log's own row id, increasing in commit order of the host's writer.
+//! Every state change a domain makes appends its event here, in the same transaction as the change
+//! itself, so an event exists exactly when its change is durable. Events carry the log's sequence
+//! number: its row id, increasing in commit order because one writer commits every change.
+//!
+//! The router follows the log: each time the writer commits a batch with events (and once a second,
+//! for events another host committed to a shared PostgreSQL) it reads what is new, matches every
+//! event against the channels of its account, and hands it to the channel's live streams (in
+//! memory, never blocking: a stream that falls behind catches up from the log) and wakes the
+//! channel's durable subscribers. Each durable subscriber has its own task and its own cursor in the
+//! log, so a slow or failing webhook delays nobody else, and a restart resumes where it stopped.
 
 pub mod api;
+pub mod channels;
+mod delivery;
+pub mod stream;
+pub mod subscribers;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
 use serde::Serialize;
+use serde_json::{Map, Value, json};
 use sqlx::Row;
+use tokio::sync::{Notify, broadcast, watch};
 
+use crate::accounts::Accounts;
+use crate::api::error::{ApiError, ApiResult, Code};
+use crate::clock::Clock;
+use crate::config::EventSettings;
+use crate::modules::Registry;
+use crate::runtime::Runtime;
 use crate::sid::new_sid;
-use crate::store::batch::Statement;
+use crate::store::batch::{Statement, Writer};
 use crate::store::{Db, rfc3339};
+use channels::{Candidate, Channel, Selector};
+use subscribers::{Status, Subscriber};
 
 /// One entry of the log, as the API returns it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -26,7 +52,40 @@ pub struct Event {
     pub subject: Option<String>,
     pub time: String,
     #[schema(value_type = Object)]
-    pub data: serde_json::Value,
+    pub data: Value,
+    /// The channel a custom event was published to; domain events have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_sid: Option<String>,
+    #[serde(skip)]
+    pub time_ms: i64,
+}
+
+impl Event {
+    /// The event as a CloudEvents 1.0 structured-mode JSON object, with the log's sequence number
+    /// in the `sequence` extension attribute (a string, as that extension defines it).
+    pub fn cloud_event(&self) -> Value {
+        let mut object = Map::new();
+        object.insert("specversion".into(), json!("1.0"));
+        object.insert("id".into(), json!(self.sid));
+        object.insert("source".into(), json!(self.source));
+        object.insert("type".into(), json!(self.event_type));
+        if let Some(subject) = &self.subject {
+            object.insert("subject".into(), json!(subject));
+        }
+        object.insert("time".into(), json!(self.time));
+        object.insert("datacontenttype".into(), json!("application/json"));
+        object.insert("sequence".into(), json!(self.sequence.to_string()));
+        object.insert("data".into(), self.data.clone());
+        Value::Object(object)
+    }
+
+    fn candidate(&self) -> Candidate<'_> {
+        Candidate {
+            event_type: &self.event_type,
+            channel_sid: self.channel_sid.as_deref(),
+            data: &self.data,
+        }
+    }
 }
 
 /// A new event, ready to be committed alongside the change it announces.
@@ -36,23 +95,28 @@ pub struct NewEvent<'a> {
     pub source: String,
     pub subject: Option<&'a str>,
     pub time_ms: i64,
-    pub data: serde_json::Value,
+    pub data: Value,
 }
 
 impl NewEvent<'_> {
     /// The insert to put in the same [`crate::store::batch::Change`] as the state change.
     pub fn statement(&self) -> Statement {
+        self.statement_with_sid(new_sid("EV"), None)
+    }
+
+    fn statement_with_sid(&self, sid: String, channel_sid: Option<&str>) -> Statement {
         Statement::append(
             "events",
-            "sid, account_sid, type, source, subject, time, data",
+            "sid, account_sid, type, source, subject, time, data, channel_sid",
             vec![
-                new_sid("EV").into(),
+                sid.into(),
                 self.account_sid.into(),
                 self.event_type.into(),
                 self.source.clone().into(),
                 self.subject.map(str::to_string).into(),
                 self.time_ms.into(),
                 self.data.to_string().into(),
+                channel_sid.map(str::to_string).into(),
             ],
         )
     }
@@ -68,37 +132,547 @@ pub struct EventFilter {
     pub limit: i64,
 }
 
+const EVENT_COLUMNS: &str =
+    "sequence, sid, account_sid, type, source, subject, time, data, channel_sid";
+
+fn event_from_row(row: &sqlx::any::AnyRow) -> Result<Event, sqlx::Error> {
+    let data: String = row.try_get("data")?;
+    let time_ms: i64 = row.try_get("time")?;
+    Ok(Event {
+        sequence: row.try_get("sequence")?,
+        sid: row.try_get("sid")?,
+        account_sid: row.try_get("account_sid")?,
+        event_type: row.try_get("type")?,
+        source: row.try_get("source")?,
+        subject: row.try_get("subject")?,
+        time: rfc3339(time_ms),
+        data: serde_json::from_str(&data).unwrap_or(Value::Null),
+        channel_sid: row.try_get("channel_sid")?,
+        time_ms,
+    })
+}
+
 /// Reads an account's events in sequence order.
 pub async fn list(
     db: &Db,
     account_sid: &str,
     filter: &EventFilter,
 ) -> Result<Vec<Event>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT sequence, sid, account_sid, type, source, subject, time, data FROM events
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events
          WHERE account_sid = $1 AND ($2 IS NULL OR subject = $2) AND ($3 IS NULL OR type = $3) AND sequence > $4
-         ORDER BY sequence LIMIT $5",
-    )
-    .bind(account_sid)
-    .bind(filter.subject.clone())
-    .bind(filter.event_type.clone())
-    .bind(filter.after.unwrap_or(0))
-    .bind(filter.limit)
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let data: String = row.try_get("data")?;
-            Ok(Event {
-                sequence: row.try_get("sequence")?,
-                sid: row.try_get("sid")?,
-                account_sid: row.try_get("account_sid")?,
-                event_type: row.try_get("type")?,
-                source: row.try_get("source")?,
-                subject: row.try_get("subject")?,
-                time: rfc3339(row.try_get("time")?),
-                data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-            })
+         ORDER BY sequence LIMIT $5"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(account_sid)
+        .bind(filter.subject.clone())
+        .bind(filter.event_type.clone())
+        .bind(filter.after.unwrap_or(0))
+        .bind(filter.limit)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
+/// The events a channel can see after `after`, oldest first: the account's domain events and the
+/// channel's own custom events. Selection by type and filter is the caller's.
+async fn channel_events_after(
+    db: &Db,
+    account_sid: &str,
+    channel_sid: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Event>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events
+         WHERE account_sid = $1 AND sequence > $2 AND (channel_sid IS NULL OR channel_sid = $3)
+         ORDER BY sequence LIMIT $4"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(account_sid)
+        .bind(after)
+        .bind(channel_sid)
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
+/// Every account's events after `after`: the router's read of the log.
+async fn all_events_after(db: &Db, after: i64, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE sequence > $1 ORDER BY sequence LIMIT $2"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
+async fn last_sequence(db: &Db) -> Result<i64, sqlx::Error> {
+    let last: Option<i64> = sqlx::query_scalar("SELECT CAST(MAX(sequence) AS BIGINT) FROM events")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(last.unwrap_or(0))
+}
+
+/// An event rendered once for every stream of a channel: its SSE frame and its CloudEvent JSON.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub sequence: i64,
+    pub time_ms: i64,
+    pub sse: Bytes,
+    pub json: Bytes,
+}
+
+impl Outgoing {
+    fn render(event: &Event) -> Outgoing {
+        let json = event.cloud_event().to_string();
+        let sse = format!(
+            "id: {}\nevent: {}\ndata: {json}\n\n",
+            event.sequence, event.event_type
+        );
+        Outgoing {
+            sequence: event.sequence,
+            time_ms: event.time_ms,
+            sse: Bytes::from(sse),
+            json: Bytes::from(json),
+        }
+    }
+}
+
+/// A channel the router delivers for: its current configuration, its live streams and the tasks
+/// of its durable subscribers.
+pub struct LiveChannel {
+    config: RwLock<(Arc<Channel>, Arc<Selector>)>,
+    hub: broadcast::Sender<Arc<Outgoing>>,
+    workers: Mutex<HashMap<String, Worker>>,
+}
+
+/// The task delivering to one durable subscriber, and how to wake it.
+struct Worker {
+    wake: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl LiveChannel {
+    /// The configuration in force: read afresh for every event, so a change applies to the next.
+    pub fn current(&self) -> (Arc<Channel>, Arc<Selector>) {
+        let config = self.config.read().unwrap_or_else(|p| p.into_inner());
+        (config.0.clone(), config.1.clone())
+    }
+
+    fn lock_workers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Worker>> {
+        self.workers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Access to modules, attached once the registry and runtime exist.
+struct ModuleAccess {
+    registry: Registry,
+    accounts: Accounts,
+    runtime: Arc<Runtime>,
+}
+
+/// The event router's facade.
+#[derive(Clone)]
+pub struct Events {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    writer: Writer,
+    clock: Clock,
+    settings: EventSettings,
+    http: reqwest::Client,
+    /// Channels by account, then by sid.
+    channels: RwLock<HashMap<String, HashMap<String, Arc<LiveChannel>>>>,
+    modules: OnceLock<ModuleAccess>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// How often the router looks at the log without being told, for events committed elsewhere.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Events read from the log per query.
+const READ_BATCH: i64 = 1_000;
+/// Largest custom event body.
+pub const MAX_CUSTOM_EVENT_BYTES: usize = 64 * 1024;
+
+impl Events {
+    pub fn new(db: Db, writer: Writer, clock: Clock, settings: EventSettings) -> Events {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(settings.webhook_timeout_ms))
+            .connect_timeout(Duration::from_millis(
+                settings.webhook_timeout_ms.min(5_000),
+            ))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Events {
+            inner: Arc::new(Inner {
+                db,
+                writer,
+                clock,
+                settings,
+                http,
+                channels: RwLock::default(),
+                modules: OnceLock::new(),
+                shutdown: watch::channel(false).0,
+            }),
+        }
+    }
+
+    /// Lets module subscribers be invoked.
+    pub fn attach(&self, registry: Registry, accounts: Accounts, runtime: Arc<Runtime>) {
+        let _ = self.inner.modules.set(ModuleAccess {
+            registry,
+            accounts,
+            runtime,
+        });
+    }
+
+    /// Loads the channels and subscribers and starts following the log from its current end
+    /// (durable subscribers resume from their own cursors, streams from their Last-Event-ID).
+    pub async fn start(&self) -> anyhow::Result<()> {
+        for channel in channels::load_all(&self.inner.db).await? {
+            self.install(channel)?;
+        }
+        for subscriber in subscribers::load_all(&self.inner.db).await? {
+            self.start_worker(subscriber);
+        }
+        let position = last_sequence(&self.inner.db).await?;
+        tokio::spawn(self.clone().follow_log(position));
+        tokio::spawn(self.clone().prune_custom_events());
+        Ok(())
+    }
+
+    /// Ends every stream and delivery task, so the HTTP server can finish its graceful shutdown.
+    pub fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+        let channels = self.read_channels();
+        for channel in channels.values().flat_map(|by_sid| by_sid.values()) {
+            channel.lock_workers().clear();
+        }
+    }
+
+    fn stopping(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    pub fn now(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    pub fn settings(&self) -> &EventSettings {
+        &self.inner.settings
+    }
+
+    fn read_channels(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<String, HashMap<String, Arc<LiveChannel>>>> {
+        self.inner
+            .channels
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_channels(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<String, HashMap<String, Arc<LiveChannel>>>> {
+        self.inner
+            .channels
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Puts a channel's configuration in force (new or changed).
+    fn install(&self, channel: Channel) -> anyhow::Result<()> {
+        let selector = Selector::new(&channel).map_err(anyhow::Error::msg)?;
+        let mut channels = self.write_channels();
+        let by_sid = channels.entry(channel.account_sid.clone()).or_default();
+        match by_sid.get(&channel.sid) {
+            Some(live) => {
+                *live.config.write().unwrap_or_else(|p| p.into_inner()) =
+                    (Arc::new(channel), Arc::new(selector));
+            }
+            None => {
+                let (hub, _) = broadcast::channel(self.inner.settings.stream_buffer.max(16));
+                by_sid.insert(
+                    channel.sid.clone(),
+                    Arc::new(LiveChannel {
+                        config: RwLock::new((Arc::new(channel), Arc::new(selector))),
+                        hub,
+                        workers: Mutex::default(),
+                    }),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// A channel of the account by sid or unique name.
+    pub fn channel(&self, account_sid: &str, sid_or_name: &str) -> Option<Arc<LiveChannel>> {
+        let channels = self.read_channels();
+        let by_sid = channels.get(account_sid)?;
+        by_sid.get(sid_or_name).cloned().or_else(|| {
+            by_sid
+                .values()
+                .find(|c| c.current().0.unique_name.as_deref() == Some(sid_or_name))
+                .cloned()
         })
-        .collect()
+    }
+
+    /// The account's channels, oldest first.
+    pub fn channels(&self, account_sid: &str) -> Vec<Arc<Channel>> {
+        let channels = self.read_channels();
+        let mut list: Vec<Arc<Channel>> = channels
+            .get(account_sid)
+            .map(|by_sid| by_sid.values().map(|c| c.current().0).collect())
+            .unwrap_or_default();
+        list.sort_by(|a, b| (a.date_created, &a.sid).cmp(&(b.date_created, &b.sid)));
+        list
+    }
+
+    /// Commits a new or changed channel, then puts it in force.
+    pub async fn save_channel(&self, channel: Channel) -> ApiResult<()> {
+        Selector::new(&channel).map_err(ApiError::invalid)?;
+        if let Some(name) = &channel.unique_name
+            && let Some(other) = self.channel(&channel.account_sid, name)
+            && other.current().0.sid != channel.sid
+        {
+            return Err(ApiError::new(
+                Code::Conflict,
+                format!("another channel of this account already has the UniqueName {name:?}"),
+            ));
+        }
+        self.commit(vec![channel.upsert()]).await?;
+        self.install(channel)
+            .map_err(|e| ApiError::invalid(e.to_string()))
+    }
+
+    /// Deletes a channel with its subscribers and custom events; its streams end.
+    pub async fn delete_channel(&self, account_sid: &str, channel_sid: &str) -> ApiResult<()> {
+        let Some(live) = self.channel(account_sid, channel_sid) else {
+            return Err(ApiError::not_found(channel_sid));
+        };
+        let (channel, _) = live.current();
+        live.lock_workers().clear();
+        self.commit(channel.delete()).await?;
+        if let Some(by_sid) = self.write_channels().get_mut(account_sid) {
+            by_sid.remove(&channel.sid);
+        }
+        Ok(())
+    }
+
+    async fn commit(&self, change: Vec<Statement>) -> ApiResult<()> {
+        self.inner
+            .writer
+            .submit(change)
+            .wait()
+            .await
+            .map_err(|error| ApiError::new(Code::Unavailable, error.to_string()))
+    }
+
+    /// The log's last sequence number: where a new subscriber starts.
+    pub async fn last_sequence(&self) -> ApiResult<i64> {
+        Ok(last_sequence(&self.inner.db).await?)
+    }
+
+    /// Commits a subscriber (new or changed over the API) and (re)starts its delivery.
+    pub async fn save_subscriber(&self, subscriber: Subscriber) -> ApiResult<()> {
+        if let Some(live) = self.channel(&subscriber.account_sid, &subscriber.channel_sid) {
+            live.lock_workers().remove(&subscriber.sid);
+        }
+        self.commit(vec![subscriber.upsert()]).await?;
+        self.start_worker(subscriber);
+        Ok(())
+    }
+
+    pub async fn delete_subscriber(&self, subscriber: &Subscriber) -> ApiResult<()> {
+        if let Some(live) = self.channel(&subscriber.account_sid, &subscriber.channel_sid) {
+            live.lock_workers().remove(&subscriber.sid);
+        }
+        self.commit(vec![subscriber.delete()]).await
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    fn start_worker(&self, subscriber: Subscriber) {
+        if subscriber.status != Status::Active || *self.inner.shutdown.borrow() {
+            return;
+        }
+        let Some(live) = self.channel(&subscriber.account_sid, &subscriber.channel_sid) else {
+            return;
+        };
+        let wake = Arc::new(Notify::new());
+        let sid = subscriber.sid.clone();
+        let task = tokio::spawn(delivery::run(
+            self.clone(),
+            live.clone(),
+            subscriber,
+            wake.clone(),
+        ));
+        live.lock_workers().insert(sid, Worker { wake, task });
+    }
+
+    /// Publishes a custom event to a channel that allows it; answers the stored event.
+    pub async fn publish(
+        &self,
+        account_sid: &str,
+        channel: &str,
+        event_type: &str,
+        data: Value,
+    ) -> Result<Event, ApiError> {
+        let live = self
+            .channel(account_sid, channel)
+            .ok_or_else(|| ApiError::not_found(channel))?;
+        let (config, _) = live.current();
+        if !config.allow_publish {
+            return Err(ApiError::new(
+                Code::PublishNotAllowed,
+                format!(
+                    "channel {} does not allow publishing; update it with AllowPublish=true first",
+                    config.sid
+                ),
+            ));
+        }
+        let valid_type = !event_type.is_empty()
+            && event_type.len() <= 128
+            && event_type
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        if !valid_type {
+            return Err(ApiError::invalid(format!(
+                "type {event_type:?} must be 1 to 128 letters, digits, '.', '-' or '_'"
+            )));
+        }
+        if !data.is_object() {
+            return Err(ApiError::invalid("data must be a JSON object"));
+        }
+        if data.to_string().len() > MAX_CUSTOM_EVENT_BYTES {
+            return Err(ApiError::new(
+                Code::PayloadTooLarge,
+                format!("an event's data may be at most {MAX_CUSTOM_EVENT_BYTES} bytes"),
+            ));
+        }
+        let sid = new_sid("EV");
+        let statement = NewEvent {
+            account_sid,
+            event_type,
+            source: format!("/v1/Channels/{}", config.sid),
+            subject: None,
+            time_ms: self.now(),
+            data,
+        }
+        .statement_with_sid(sid.clone(), Some(&config.sid));
+        self.commit(vec![statement]).await?;
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE sid = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&sid)
+            .fetch_one(self.inner.db.pool())
+            .await?;
+        Ok(event_from_row(&row)?)
+    }
+
+    /// Follows the log: reads what committed since `position` and routes it, each time the writer
+    /// announces events and once per [`POLL_INTERVAL`] in any case.
+    async fn follow_log(self, mut position: i64) {
+        let mut committed = self.inner.writer.events_committed();
+        let mut stopping = self.stopping();
+        loop {
+            loop {
+                match all_events_after(&self.inner.db, position, READ_BATCH).await {
+                    Ok(events) => {
+                        for event in &events {
+                            self.route(event);
+                            position = event.sequence;
+                        }
+                        if (events.len() as i64) < READ_BATCH {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "the event router could not read the log");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                changed = committed.changed() => {
+                    if changed.is_err() {
+                        tokio::time::sleep(POLL_INTERVAL).await;
+                    }
+                }
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = stopping.changed() => return,
+            }
+        }
+    }
+
+    /// Hands one committed event to every matching channel of its account.
+    fn route(&self, event: &Event) {
+        let channels = self.read_channels();
+        let Some(by_sid) = channels.get(&event.account_sid) else {
+            return;
+        };
+        let candidate = event.candidate();
+        let mut rendered: Option<Arc<Outgoing>> = None;
+        for live in by_sid.values() {
+            let (_, selector) = live.current();
+            if !selector.matches(&candidate) {
+                continue;
+            }
+            metrics::counter!("switchboard_events_routed_total").increment(1);
+            if live.hub.receiver_count() > 0 {
+                let outgoing = rendered
+                    .get_or_insert_with(|| Arc::new(Outgoing::render(event)))
+                    .clone();
+                let _ = live.hub.send(outgoing);
+            }
+            for worker in live.lock_workers().values() {
+                worker.wake.notify_one();
+            }
+        }
+    }
+
+    /// Deletes custom events that outlived their channel's retention, once a minute. Domain events
+    /// stay in the log (the Events API and statistics read them); retention bounds how far back a
+    /// stream may resume.
+    async fn prune_custom_events(self) {
+        let mut stopping = self.stopping();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                _ = stopping.changed() => return,
+            }
+            let all: Vec<Arc<Channel>> = {
+                let channels = self.read_channels();
+                channels
+                    .values()
+                    .flat_map(|by_sid| by_sid.values().map(|c| c.current().0))
+                    .collect()
+            };
+            for channel in all {
+                let horizon = self.now() - channel.retention_seconds.saturating_mul(1000);
+                let statement = Statement::new(
+                    "DELETE FROM events WHERE channel_sid = $1 AND time < $2",
+                    vec![channel.sid.clone().into(), horizon.into()],
+                );
+                if let Err(error) = self.inner.writer.submit(vec![statement]).wait().await {
+                    tracing::warn!(%error, channel = %channel.sid, "expired custom events not pruned");
+                }
+            }
+        }
+    }
 }

@@ -30,6 +30,7 @@ pub struct HostServices {
     pub db: Db,
     pub queues: crate::queues::Queues,
     pub routing: crate::routing::Routing,
+    pub events: crate::events::Events,
 }
 
 /// Who is running: the account and module an invocation belongs to, for scoping and logging.
@@ -683,11 +684,24 @@ impl media::Host for Invocation {
 impl events::Host for Invocation {
     async fn publish(
         &mut self,
-        _channel: String,
-        _type_: String,
-        _data: String,
+        channel: String,
+        type_: String,
+        data: String,
     ) -> wasmtime::Result<Result<u64, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("events")))
+        let data: serde_json::Value = match serde_json::from_str(&data) {
+            Ok(data) => data,
+            Err(error) => return Ok(Err(format!("data is not JSON: {error}"))),
+        };
+        let events = self.services.events.clone();
+        let account_sid = self.principal.account_sid.clone();
+        let published = async move {
+            events
+                .publish(&account_sid, &channel, &type_, data)
+                .await
+                .map(|event| u64::try_from(event.sequence).unwrap_or(0))
+                .map_err(|error| error.message)
+        };
+        Ok(Self::within_deadline(self.deadline, published).await)
     }
 }

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Db;
 
@@ -129,6 +129,7 @@ type Ack = oneshot::Sender<Result<(), NotCommitted>>;
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::UnboundedSender<(Change, Ack)>,
+    events_committed: watch::Receiver<u64>,
 }
 
 /// Changes per transaction at most: bounds how long one commit holds SQLite's write lock.
@@ -138,8 +139,18 @@ impl Writer {
     /// Starts the writer task on the current runtime.
     pub fn start(db: Db) -> Writer {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_batches(db, rx));
-        Writer { tx }
+        let (announce, events_committed) = watch::channel(0);
+        tokio::spawn(write_batches(db, rx, announce));
+        Writer {
+            tx,
+            events_committed,
+        }
+    }
+
+    /// Changes each time a batch that appended to the event log commits: the event router's cue
+    /// to read the log, so it never reads ahead of what is durable.
+    pub fn events_committed(&self) -> watch::Receiver<u64> {
+        self.events_committed.clone()
     }
 
     /// Queues a change for the next batch.
@@ -158,10 +169,19 @@ impl Writer {
     }
 }
 
-async fn write_batches(db: Db, mut rx: mpsc::UnboundedReceiver<(Change, Ack)>) {
+async fn write_batches(
+    db: Db,
+    mut rx: mpsc::UnboundedReceiver<(Change, Ack)>,
+    announce: watch::Sender<u64>,
+) {
     let mut batch = Vec::with_capacity(BATCH_LIMIT);
     while rx.recv_many(&mut batch, BATCH_LIMIT).await > 0 {
         metrics::counter!("switchboard_state_changes_total").increment(batch.len() as u64);
+        let appends_events = batch.iter().any(|(change, _)| {
+            change
+                .iter()
+                .any(|statement| matches!(statement.append, Some(("events", _))))
+        });
         let result = match commit(&db, &batch).await {
             Ok(()) => Ok(()),
             // One change the database refuses (a constraint, a bad value) must not take the
@@ -173,10 +193,16 @@ async fn write_batches(db: Db, mut rx: mpsc::UnboundedReceiver<(Change, Ack)>) {
                     let result = commit_with_retry(&db, single).await;
                     let _ = entry.1.send(result);
                 }
+                if appends_events {
+                    announce.send_modify(|n| *n += 1);
+                }
                 continue;
             }
             Err(_) => commit_with_retry(&db, &batch).await,
         };
+        if appends_events && result.is_ok() {
+            announce.send_modify(|n| *n += 1);
+        }
         for (_, ack) in batch.drain(..) {
             let _ = ack.send(result.clone());
         }

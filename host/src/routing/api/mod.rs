@@ -16,18 +16,17 @@ pub use workers::*;
 pub use workflows::*;
 pub use workspaces::*;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::model::Task;
 use crate::api::FormPairs;
-use crate::api::auth::Tenant;
 use crate::api::error::{ApiError, ApiResult, Code};
+pub use crate::api::resources::{Caller, QueryPairs, base_url, envelope};
+use crate::api::resources::{boolean, friendly_name, integer};
 use crate::app::AppState;
 use crate::telephony::resources::check_callback_url;
 
@@ -122,110 +121,6 @@ pub fn routes() -> Router<AppState> {
         .merge(super::statistics::routes())
 }
 
-/// An authenticated tenant request, with the absolute base URL its answers' links use.
-pub struct Caller {
-    pub account_sid: String,
-    pub base: String,
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let Tenant(account) = Tenant::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        Ok(Caller {
-            account_sid: account.sid,
-            base: base_url(&parts.headers),
-        })
-    }
-}
-
-/// The scheme and host clients reached us at, for the absolute URLs the reference's SDKs follow.
-pub fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("http");
-    format!("{scheme}://{host}")
-}
-
-/// Query parameters as name/value pairs (list filters may repeat, e.g. `AssignmentStatus`).
-pub struct QueryPairs(pub FormPairs);
-
-impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let query = parts.uri.query().unwrap_or("");
-        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-            .map(|pairs| QueryPairs(FormPairs(pairs)))
-            .map_err(|e| ApiError::invalid(format!("the query string is not valid: {e}")))
-    }
-}
-
-/// Cuts a page out of `items` and wraps it in the reference's envelope with absolute URLs that
-/// keep the request's filters.
-pub fn envelope(
-    base: &str,
-    path: &str,
-    key: &str,
-    query: &FormPairs,
-    items: Vec<Value>,
-) -> ApiResult<Response> {
-    let size = match query.get("PageSize") {
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(format!("PageSize must be 1 to 1000, not {text:?}"))
-            })?,
-        None => 50,
-    };
-    let page = match query.get("Page") {
-        Some(text) => text
-            .parse::<usize>()
-            .map_err(|_| ApiError::invalid(format!("Page must be a whole number, not {text:?}")))?,
-        None => 0,
-    };
-    let filters: Vec<(String, String)> = query
-        .0
-        .iter()
-        .filter(|(k, _)| k != "PageSize" && k != "Page" && k != "PageToken")
-        .cloned()
-        .collect();
-    let url = |p: usize| {
-        let mut pairs = filters.clone();
-        pairs.push(("PageSize".into(), size.to_string()));
-        pairs.push(("Page".into(), p.to_string()));
-        let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
-        format!("{base}{path}?{query}")
-    };
-    let total = items.len();
-    let start = page.saturating_mul(size);
-    let items: Vec<Value> = items.into_iter().skip(start).take(size).collect();
-    let more = start + items.len() < total;
-    Ok(Json(json!({
-        key: items,
-        "meta": {
-            "first_page_url": url(0),
-            "key": key,
-            "next_page_url": more.then(|| url(page + 1)),
-            "page": page,
-            "page_size": size,
-            "previous_page_url": (page > 0).then(|| url(page - 1)),
-            "url": url(page),
-        }
-    }))
-    .into_response())
-}
-
 fn created(value: Value) -> Response {
     (StatusCode::CREATED, Json(value)).into_response()
 }
@@ -258,54 +153,6 @@ fn check_if_match(headers: &HeaderMap, version: i64) -> ApiResult<()> {
                 "If-Match {given} does not match the current version \"{version}\": fetch the resource again and retry"
             ),
         ))
-    }
-}
-
-fn boolean(form: &FormPairs, name: &str) -> ApiResult<Option<bool>> {
-    form.get(name)
-        .map(|v| match v.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => Ok(true),
-            "false" | "0" | "no" => Ok(false),
-            _ => Err(ApiError::invalid(format!(
-                "{name} must be true or false, not {v:?}"
-            ))),
-        })
-        .transpose()
-}
-
-fn integer(
-    form: &FormPairs,
-    name: &str,
-    range: std::ops::RangeInclusive<i64>,
-) -> ApiResult<Option<i64>> {
-    form.get(name)
-        .map(|v| {
-            v.trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|n| range.contains(n))
-                .ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "{name} must be a whole number from {} to {}, not {v:?}",
-                        range.start(),
-                        range.end()
-                    ))
-                })
-        })
-        .transpose()
-}
-
-fn friendly_name(form: &FormPairs, required: bool) -> ApiResult<Option<String>> {
-    match form.get("FriendlyName") {
-        Some(name) if name.trim().is_empty() => {
-            Err(ApiError::invalid("FriendlyName must not be empty"))
-        }
-        Some(name) if name.chars().count() > 64 => Err(ApiError::invalid(
-            "FriendlyName must be at most 64 characters",
-        )),
-        Some(name) => Ok(Some(name.to_string())),
-        None if required => Err(ApiError::invalid("FriendlyName is required")),
-        None => Ok(None),
     }
 }
 
