@@ -604,6 +604,46 @@ impl Hook {
 }
 
 #[tokio::test]
+async fn max_delivery_rate_paces_each_subscriber_on_the_host_clock() {
+    let app = TestApp::spawn_with(|config| {
+        configure(config);
+        config.telephony.clock = switchboard_host::clock::ClockKind::Manual;
+    })
+    .await;
+    let tenant = app.tenant().await;
+    let events = channel(
+        &app,
+        &tenant,
+        &[
+            ("UniqueName", "slow"),
+            ("AllowPublish", "true"),
+            ("MaxDeliveryRate", "2"),
+        ],
+    )
+    .await;
+    let hook = Hook::default();
+    let url = Hook::start(hook.clone()).await;
+    subscribe_webhook(&app, &tenant, &events, &url).await;
+    for n in 0..3 {
+        publish(&app, &tenant, "slow", "slow.tick", json!({"n": n})).await;
+    }
+    hook.wait_for(1).await;
+    // Two per second: the next one waits for half a second of the host's clock to pass.
+    assert!(hook.quiet_after(1, 300).await);
+    app.advance_clock(500).await;
+    hook.wait_for(2).await;
+    assert!(hook.quiet_after(2, 300).await);
+    app.advance_clock(500).await;
+    let bodies = hook.wait_for(3).await;
+    let ns: Vec<i64> = bodies
+        .iter()
+        .map(|b| b["data"]["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ns, vec![0, 1, 2]);
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_hung_webhook_delays_neither_another_subscriber_nor_the_publisher() {
     let app = spawn().await;
     let tenant = app.tenant().await;
@@ -740,6 +780,43 @@ async fn pending_deliveries_survive_a_kill_and_restart() {
 }
 
 #[tokio::test]
+async fn module_uploads_traps_and_limits_are_events() {
+    let app = TestApp::spawn_with(|config| config.limits.fuel = 50_000_000).await;
+    let tenant = app.tenant().await;
+    channel(
+        &app,
+        &tenant,
+        &[("UniqueName", "modules"), ("EventTypes", "module.*")],
+    )
+    .await;
+    let mut stream = Sse::connect(&app, &tenant, "modules", None).await;
+    let (status, body) = app
+        .upload(
+            &tenant,
+            "misbehave",
+            "telephony-handler",
+            guest("misbehave"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let uploaded = stream.next().await;
+    assert_eq!(uploaded.event, "module.uploaded");
+    assert_eq!(uploaded.data["data"]["module_name"], "misbehave");
+    assert_eq!(uploaded.data["data"]["module_version"], 1);
+
+    app.misbehave(&tenant, "trap").await;
+    let trapped = stream.next().await;
+    assert_eq!(trapped.event, "module.trapped");
+    assert_eq!(trapped.data["data"]["outcome"], "unreachable");
+    app.misbehave(&tenant, "loop").await;
+    let limited = stream.next().await;
+    assert_eq!(limited.event, "module.limit-reached");
+    assert_eq!(limited.data["data"]["outcome"], "out-of-fuel");
+    assert!(trapped.id < limited.id);
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn accounts_never_see_each_others_channels_or_events() {
     let app = spawn().await;
     let alice = app.tenant().await;
@@ -809,7 +886,11 @@ async fn an_event_subscriber_module_counts_and_publishes_alerts() {
     let alerts = channel(
         &app,
         &tenant,
-        &[("UniqueName", "alerts"), ("AllowPublish", "true")],
+        &[
+            ("UniqueName", "alerts"),
+            ("AllowPublish", "true"),
+            ("EventTypes", "queue.wait-alert"),
+        ],
     )
     .await;
     let mut alert_stream = Sse::connect(&app, &tenant, &alerts, None).await;

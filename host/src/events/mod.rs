@@ -122,6 +122,27 @@ impl NewEvent<'_> {
     }
 }
 
+/// Appends an event inside a transaction that is not the writer's (the caller has taken
+/// [`Db::lock_event_log`]). The router finds it at its next look at the log.
+pub async fn append(
+    conn: &mut sqlx::AnyConnection,
+    event: &NewEvent<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO events (sid, account_sid, type, source, subject, time, data, channel_sid) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+    )
+    .bind(new_sid("EV"))
+    .bind(event.account_sid)
+    .bind(event.event_type)
+    .bind(event.source.clone())
+    .bind(event.subject)
+    .bind(event.time_ms)
+    .bind(event.data.to_string())
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
 /// Which events to read.
 #[derive(Debug, Default)]
 pub struct EventFilter {

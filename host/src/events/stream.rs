@@ -3,9 +3,11 @@
 //!
 //! A stream starts live, or after the sequence number in `Last-Event-ID` (or `LastEventId=`),
 //! replaying the missed events from the log within the channel's retention. It then takes events
-//! from the channel's in-memory hub. A stream that stops reading only fills its own buffers: the
-//! hub never waits for it, and when it reads again it finds it fell behind and catches up from the
-//! log, so it still receives every event once, in order.
+//! from the channel's in-memory hub. The connection pulls: each time it can write, it takes every
+//! event waiting for it, so a busy channel costs one wake-up and one write per batch, and no task
+//! or buffer of its own. A stream that stops reading is simply not polled: the hub never waits for
+//! it, and when it reads again it finds it fell behind and catches up from the log, so it still
+//! receives every event once, in order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,19 +18,17 @@ use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, watch};
 
 use super::{Events, LiveChannel, Outgoing, channel_events_after};
 use crate::api::auth::Tenant;
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::AppState;
 
-/// Events a stream's feeder hands over before waiting for the connection to take them.
-const HANDOFF: usize = 256;
+/// Events written to a connection in one piece at most.
+const BATCH: usize = 256;
 /// A comment line this often keeps idle connections (and the proxies between) open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// Events written to a connection in one piece when several are waiting.
-const COALESCE: usize = 64;
 
 #[utoipa::path(get, path = "/v1/Channels/{Sid}/Stream", tag = "events", security(("account" = [])),
     params(("Sid" = String, Path, description = "The channel's sid or unique name"),
@@ -88,16 +88,14 @@ async fn open(
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let (tx, rx) = mpsc::channel(HANDOFF);
-    let events = state.events.clone();
-    tokio::spawn(feed(events.clone(), live, after, tx));
+    let follower = Follower::new(state.events.clone(), live, after);
     if wants_websocket {
         let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)
             .await
             .map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
-        return Ok(upgrade.on_upgrade(move |socket| send_messages(socket, rx, events)));
+        return Ok(upgrade.on_upgrade(move |socket| send_messages(socket, follower)));
     }
-    let mut response = Body::from_stream(sse_frames(rx)).into_response();
+    let mut response = Body::from_stream(sse_frames(follower)).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -108,172 +106,190 @@ async fn open(
     Ok(response)
 }
 
-/// Feeds one stream: the replay after `after`, then the live events, catching up from the log
-/// whenever the hub outran it. Ends when the connection goes away or the host stops.
-async fn feed(
+/// One stream's position in its channel: where it is in the log and its receiver on the hub.
+pub struct Follower {
     events: Events,
     live: Arc<LiveChannel>,
-    after: Option<i64>,
-    tx: mpsc::Sender<Arc<Outgoing>>,
-) {
-    let mut stopping = events.stopping();
-    // Subscribe before replaying, so nothing committed meanwhile falls between the two.
-    let mut hub = live.hub.subscribe();
-    let mut last = 0;
-    if let Some(after) = after {
-        match replay(&events, &live, after, &tx).await {
-            Some(sent) => last = sent,
-            None => return,
+    hub: broadcast::Receiver<Arc<Outgoing>>,
+    stopping: watch::Receiver<bool>,
+    /// The last sequence number sent (or passed over).
+    last: i64,
+    /// Read the log after `last` before taking from the hub again.
+    catching_up: bool,
+    last_sent_ms: Option<i64>,
+}
+
+impl Follower {
+    fn new(events: Events, live: Arc<LiveChannel>, after: Option<i64>) -> Follower {
+        // Subscribed before any replay, so nothing committed meanwhile falls between the two.
+        let hub = live.hub.subscribe();
+        Follower {
+            stopping: events.stopping(),
+            events,
+            live,
+            hub,
+            last: after.unwrap_or(0),
+            catching_up: after.is_some(),
+            last_sent_ms: None,
         }
     }
-    let mut last_sent_ms: Option<i64> = None;
-    loop {
-        let received = tokio::select! {
-            received = hub.recv() => received,
-            _ = stopping.changed() => return,
-            _ = tx.closed() => return,
-        };
-        match received {
-            Ok(outgoing) => {
-                if outgoing.sequence <= last {
-                    continue;
-                }
-                if !pace(&events, &live, &mut last_sent_ms).await {
-                    return;
-                }
-                last = outgoing.sequence;
-                if tx.send(outgoing).await.is_err() {
-                    return;
+
+    /// The next events to send, oldest first; an empty batch after [`KEEP_ALIVE`] of silence;
+    /// `None` when the host stops.
+    async fn next_batch(&mut self) -> Option<Vec<Arc<Outgoing>>> {
+        loop {
+            if self.catching_up {
+                match self.read_log().await {
+                    Some(batch) if !batch.is_empty() => return self.paced(batch).await,
+                    Some(_) => self.catching_up = false,
+                    None => return None,
                 }
             }
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                metrics::counter!("switchboard_event_stream_catch_ups_total").increment(1);
-                match replay(&events, &live, last, &tx).await {
-                    Some(sent) => last = sent,
-                    None => return,
+            let received = tokio::select! {
+                received = self.hub.recv() => received,
+                _ = tokio::time::sleep(KEEP_ALIVE) => return Some(Vec::new()),
+                _ = self.stopping.changed() => return None,
+            };
+            let mut batch = Vec::new();
+            match received {
+                Ok(outgoing) => batch.push(outgoing),
+                Err(broadcast::error::RecvError::Lagged(_)) => self.fell_behind(),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+            let paced = self.live.current().0.max_delivery_rate.is_some();
+            while !self.catching_up && !paced && batch.len() < BATCH {
+                match self.hub.try_recv() {
+                    Ok(outgoing) => batch.push(outgoing),
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => self.fell_behind(),
+                    Err(_) => break,
                 }
             }
-            Err(broadcast::error::RecvError::Closed) => return,
+            let last = self.last;
+            batch.retain(|outgoing| outgoing.sequence > last);
+            if let Some(newest) = batch.last() {
+                if !self.catching_up {
+                    self.last = newest.sequence;
+                }
+                return self.paced(batch).await;
+            }
         }
+    }
+
+    /// The hub dropped events this stream had not taken: read them from the log instead.
+    fn fell_behind(&mut self) {
+        metrics::counter!("switchboard_event_stream_catch_ups_total").increment(1);
+        self.catching_up = true;
+    }
+
+    /// Up to a page of the channel's events after `last` from the log, within its retention;
+    /// `last` moves past what was read. Empty when the log has nothing newer.
+    async fn read_log(&mut self) -> Option<Vec<Arc<Outgoing>>> {
+        let (config, selector) = self.live.current();
+        let horizon = self.events.now() - config.retention_seconds.saturating_mul(1000);
+        let paced = config.max_delivery_rate.is_some();
+        loop {
+            let page = match channel_events_after(
+                self.events.db(),
+                &config.account_sid,
+                &config.sid,
+                self.last,
+                BATCH as i64,
+            )
+            .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::warn!(%error, channel = %config.sid, "a stream could not read the log");
+                    return Some(Vec::new());
+                }
+            };
+            if page.is_empty() {
+                return Some(Vec::new());
+            }
+            let mut batch = Vec::new();
+            for event in &page {
+                if event.time_ms >= horizon && selector.matches(&event.candidate()) {
+                    batch.push(Arc::new(Outgoing::render(event)));
+                }
+                self.last = event.sequence;
+                if paced && !batch.is_empty() {
+                    break;
+                }
+            }
+            if !batch.is_empty() {
+                return Some(batch);
+            }
+        }
+    }
+
+    /// Waits out the channel's MaxDeliveryRate before handing over `batch` (one event when paced).
+    async fn paced(&mut self, batch: Vec<Arc<Outgoing>>) -> Option<Vec<Arc<Outgoing>>> {
+        let (config, _) = self.live.current();
+        if let Some(rate) = config.max_delivery_rate.filter(|r| *r > 0) {
+            if let Some(last) = self.last_sent_ms {
+                let wait = last + 1_000 / rate - self.events.now();
+                if wait > 0 {
+                    tokio::select! {
+                        _ = self.events.inner.clock.sleep_ms(wait) => {}
+                        _ = self.stopping.changed() => return None,
+                    }
+                }
+            }
+            self.last_sent_ms = Some(self.events.now());
+        }
+        Some(batch)
     }
 }
 
-/// Waits out the channel's MaxDeliveryRate; `false` when the host is stopping.
-async fn pace(events: &Events, live: &LiveChannel, last_sent_ms: &mut Option<i64>) -> bool {
-    let (config, _) = live.current();
-    if let Some(rate) = config.max_delivery_rate.filter(|r| *r > 0) {
-        if let Some(last) = *last_sent_ms {
-            let wait = last + 1_000 / rate - events.now();
-            if wait > 0 {
-                let mut stopping = events.stopping();
-                tokio::select! {
-                    _ = events.inner.clock.sleep_ms(wait) => {}
-                    _ = stopping.changed() => return false,
-                }
-            }
-        }
-        *last_sent_ms = Some(events.now());
-    }
-    true
-}
-
-/// Sends the channel's events after `after` from the log, within its retention; answers the last
-/// sequence number sent (or passed over), `None` when the stream is gone.
-async fn replay(
-    events: &Events,
-    live: &LiveChannel,
-    mut after: i64,
-    tx: &mpsc::Sender<Arc<Outgoing>>,
-) -> Option<i64> {
-    let mut last_sent_ms: Option<i64> = None;
-    loop {
-        let (config, selector) = live.current();
-        let horizon = events.now() - config.retention_seconds.saturating_mul(1000);
-        let page = match channel_events_after(
-            events.db(),
-            &config.account_sid,
-            &config.sid,
-            after,
-            500,
-        )
-        .await
-        {
-            Ok(page) => page,
-            Err(error) => {
-                tracing::warn!(%error, channel = %config.sid, "stream replay could not read the log");
-                return Some(after);
-            }
-        };
-        if page.is_empty() {
-            return Some(after);
-        }
-        for event in &page {
-            after = event.sequence;
-            if event.time_ms < horizon || !selector.matches(&event.candidate()) {
-                continue;
-            }
-            if !pace(events, live, &mut last_sent_ms).await {
-                return None;
-            }
-            tx.send(Arc::new(Outgoing::render(event))).await.ok()?;
-        }
-    }
-}
-
-/// The SSE body: a comment to open, then frames, several at a time when they queue up, and a
-/// keep-alive comment when nothing happens.
-fn sse_frames(
-    rx: mpsc::Receiver<Arc<Outgoing>>,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+/// The SSE body: a comment to open, then each batch of frames as one piece, and a keep-alive
+/// comment when nothing happens.
+fn sse_frames(follower: Follower) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     let opening = futures::stream::once(async { Ok(Bytes::from_static(b": connected\n\n")) });
-    let frames = futures::stream::unfold(rx, |mut rx| async move {
-        let first = match tokio::time::timeout(KEEP_ALIVE, rx.recv()).await {
-            Ok(Some(first)) => first,
-            Ok(None) => return None,
-            Err(_) => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), rx)),
-        };
-        let mut more = Vec::new();
-        while more.len() < COALESCE {
-            match rx.try_recv() {
-                Ok(next) => more.push(next),
-                Err(_) => break,
+    let frames = futures::stream::unfold(follower, |mut follower| async move {
+        let batch = follower.next_batch().await?;
+        let chunk = match batch.as_slice() {
+            [] => Bytes::from_static(b": keep-alive\n\n"),
+            [single] => single.sse.clone(),
+            _ => {
+                let size = batch.iter().map(|o| o.sse.len()).sum();
+                let mut chunk = BytesMut::with_capacity(size);
+                for outgoing in &batch {
+                    chunk.extend_from_slice(&outgoing.sse);
+                }
+                chunk.freeze()
             }
-        }
-        if more.is_empty() {
-            return Some((Ok(first.sse.clone()), rx));
-        }
-        let mut chunk = BytesMut::with_capacity(first.sse.len() * (more.len() + 1));
-        chunk.extend_from_slice(&first.sse);
-        for next in &more {
-            chunk.extend_from_slice(&next.sse);
-        }
-        Some((Ok(chunk.freeze()), rx))
+        };
+        Some((Ok(chunk), follower))
     });
     futures::StreamExt::chain(opening, frames)
 }
 
-/// The WebSocket form: one text message per event (its CloudEvent JSON).
-async fn send_messages(
-    mut socket: WebSocket,
-    mut rx: mpsc::Receiver<Arc<Outgoing>>,
-    events: Events,
-) {
-    let mut stopping = events.stopping();
+/// The WebSocket form: one text message per event (its CloudEvent JSON). What the client sends
+/// is read apart and only watched for the close, so it never interrupts taking a batch.
+async fn send_messages(socket: WebSocket, mut follower: Follower) {
+    use futures::{SinkExt, StreamExt};
+    let (mut sink, mut incoming) = socket.split();
+    let closed = async move {
+        while let Some(Ok(message)) = incoming.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    tokio::pin!(closed);
     loop {
         tokio::select! {
-            next = rx.recv() => {
-                let Some(outgoing) = next else { break };
-                let text = String::from_utf8_lossy(&outgoing.json).into_owned();
-                if socket.send(Message::Text(text.into())).await.is_err() {
-                    return;
+            next = follower.next_batch() => {
+                let Some(batch) = next else { break };
+                for outgoing in batch {
+                    let text = String::from_utf8_lossy(&outgoing.json).into_owned();
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
                 }
             }
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            },
-            _ = stopping.changed() => break,
+            _ = &mut closed => return,
         }
     }
-    let _ = socket.send(Message::Close(None)).await;
+    let _ = sink.send(Message::Close(None)).await;
 }

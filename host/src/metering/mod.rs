@@ -182,7 +182,51 @@ async fn commit(db: &Db, batch: &[(Box<UsageRecord>, Ack)]) -> Result<(), sqlx::
         }
         query.execute(&mut *tx).await?;
     }
+    let failures: Vec<&UsageRecord> = batch
+        .iter()
+        .map(|(record, _)| record.as_ref())
+        .filter(|record| record.outcome != Outcome::Ok)
+        .collect();
+    if !failures.is_empty() {
+        db.lock_event_log(&mut tx).await?;
+        for record in failures {
+            crate::events::append(&mut tx, &failure_event(record)).await?;
+        }
+    }
     tx.commit().await
+}
+
+/// The event announcing a failed invocation: a limit the module reached (its quota of fuel, time,
+/// memory or host calls), a trap, or an error it returned.
+fn failure_event(record: &UsageRecord) -> crate::events::NewEvent<'_> {
+    let event_type = match record.outcome {
+        Outcome::OutOfFuel | Outcome::Deadline | Outcome::MemoryLimit | Outcome::HostCallLimit => {
+            "module.limit-reached"
+        }
+        Outcome::GuestError => "module.guest-error",
+        Outcome::HostError => "module.host-error",
+        _ => "module.trapped",
+    };
+    crate::events::NewEvent {
+        account_sid: &record.account_sid,
+        event_type,
+        source: format!("/v1/Modules/{}", record.module_name),
+        subject: Some(&record.module_sid),
+        time_ms: record.date_created,
+        data: serde_json::json!({
+            "module_sid": record.module_sid,
+            "module_name": record.module_name,
+            "module_version": record.module_version,
+            "world": record.world.as_str(),
+            "outcome": record.outcome.as_str(),
+            "fuel_consumed": record.fuel_consumed,
+            "wall_time_us": record.wall_time_us,
+            "peak_memory_bytes": record.peak_memory_bytes,
+            "host_calls": record.host_calls,
+            "call_sid": record.call_sid,
+            "task_sid": record.task_sid,
+        }),
+    }
 }
 
 fn saturating_i64(value: u64) -> i64 {

@@ -209,6 +209,26 @@ impl Registry {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        self.db.lock_event_log(&mut tx).await?;
+        crate::events::append(
+            &mut tx,
+            &crate::events::NewEvent {
+                account_sid,
+                event_type: "module.uploaded",
+                source: format!("/v1/Modules/{name}"),
+                subject: Some(&sid),
+                time_ms: now,
+                data: serde_json::json!({
+                    "module_sid": sid,
+                    "module_name": name,
+                    "module_version": version,
+                    "kind": kind.as_str(),
+                    "sha256": sha256,
+                    "size": bytes.len(),
+                }),
+            },
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(account = account_sid, module = name, version, %sha256, kind = kind.as_str(), "module uploaded");
         Ok(ModuleVersion {

@@ -246,6 +246,12 @@ async fn commit(db: &Db, batch: &[(Change, Ack)]) -> Result<(), sqlx::Error> {
             }
         }
     }
+    if appended
+        .iter()
+        .any(|statement| matches!(statement.append, Some(("events", _))))
+    {
+        db.lock_event_log(&mut tx).await?;
+    }
     while let Some(first) = appended.first() {
         let target = first.append;
         let run = appended

@@ -138,6 +138,22 @@ impl Db {
         }
     }
 
+    /// Takes the event log's append lock for the rest of `conn`'s transaction (PostgreSQL only).
+    ///
+    /// The log's sequence numbers are handed out at insert and become visible at commit, and the
+    /// event router reads the log in sequence order: a transaction that took number 100 and
+    /// committed after another took 101 would be passed over. On PostgreSQL every transaction that
+    /// appends events (from this host or another on the same database) takes this lock just
+    /// before appending, so sequence order is commit order. SQLite's single writer gives the same.
+    pub async fn lock_event_log(&self, conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7472207)")
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

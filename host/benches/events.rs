@@ -1,0 +1,378 @@
+//! Eventing benchmark: many live SSE subscribers on one channel while events are published at a
+//! steady rate, on SQLite (or PostgreSQL with `BENCH_DATABASE_URL`).
+//!
+//! The host runs in-process (`Server::start` on 127.0.0.1:0 with a temporary data directory). An
+//! account and a channel (`AllowPublish=true`) are made over HTTP. Subscribers are raw TCP
+//! connections that send `GET /v1/Channels/bench/Stream` and read the text/event-stream, counting
+//! every event (by its `id:` line, the sequence number); every twentieth subscriber also parses the
+//! publish time carried in each event's data to time publish → receive. One more subscriber
+//! connects and never reads a byte: the stalled reader the host must not wait for.
+//!
+//! Events are published in-process through the events facade (`Events::publish`, what
+//! `POST /v1/Channels/{Sid}/Events` and the modules' `events.publish` call): each is committed to
+//! the log before the call returns. A pacer starts one publish every 1/`BENCH_RATE` s (open loop),
+//! so a slow host shows up as latency, not as a lower offered rate.
+//!
+//! Phases:
+//! - baseline: the same paced publishing with no subscriber at all: the producer's latency
+//!   (publish call, commit included) when nobody listens.
+//! - fan-out: `BENCH_SUBSCRIBERS` readers plus the stalled one, the same publishing. Figures: events
+//!   published and the rate achieved; deliveries (every event to every reader, checked by count
+//!   and by the last sequence number each reader saw); publish → receive p50 / p99 / max (target:
+//!   p99 under 50 ms); the producer's p50 / p99 against the baseline's (the ratio shows what the
+//!   subscribers, the stalled one included, cost the producer).
+//! - memory and CPU time; the machine.
+//!
+//! Knobs: `BENCH_SUBSCRIBERS` (1,000), `BENCH_RATE` (10,000 events/s), `BENCH_SECONDS` (5),
+//! `BENCH_DATABASE_URL` (unset: SQLite).
+//!
+//! Run with `cargo bench -p switchboard-host --bench events`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+use switchboard_host::app::Server;
+use switchboard_host::config::Config;
+use switchboard_host::events::Events;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const P99_TARGET_MS: f64 = 50.0;
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+fn resident_mb() -> f64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    (pages * 4096) as f64 / f64::from(1 << 20)
+}
+
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let fields: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+            let user: f64 = fields.get(11)?.parse().ok()?;
+            let system: f64 = fields.get(12)?.parse().ok()?;
+            Some((user + system) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn percentile(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0
+}
+
+/// What one reader saw.
+#[derive(Default)]
+struct Seen {
+    events: u64,
+    last_sequence: i64,
+    /// Publish → receive, microseconds (sampled readers only).
+    latencies_us: Vec<u64>,
+}
+
+/// Reads one SSE connection until `stop`, counting events and (when `timed`) timing them.
+async fn read_stream(
+    addr: std::net::SocketAddr,
+    auth: String,
+    epoch: Instant,
+    timed: bool,
+    stop: Arc<AtomicBool>,
+    last_published: Arc<AtomicI64>,
+    ready: tokio::sync::mpsc::Sender<()>,
+) -> Seen {
+    let mut seen = Seen::default();
+    let mut socket = TcpStream::connect(addr)
+        .await
+        .expect("connect a subscriber");
+    let request = format!(
+        "GET /v1/Channels/bench/Stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    socket
+        .write_all(request.as_bytes())
+        .await
+        .expect("send the request");
+    let mut buffer: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut announced = false;
+    while !stop.load(Ordering::Relaxed) {
+        let target = last_published.load(Ordering::Relaxed);
+        if target > 0 && seen.last_sequence >= target {
+            break;
+        }
+        let read =
+            match tokio::time::timeout(Duration::from_millis(200), socket.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => n,
+                Err(_) => continue,
+            };
+        buffer.extend_from_slice(&chunk[..read]);
+        let now_us = epoch.elapsed().as_micros() as u64;
+        let mut consumed = 0;
+        while let Some(end) = buffer[consumed..].iter().position(|b| *b == b'\n') {
+            let line = &buffer[consumed..consumed + end];
+            consumed += end + 1;
+            if !announced && line.starts_with(b": connected") {
+                announced = true;
+                let _ = ready.send(()).await;
+            } else if let Some(id) = line.strip_prefix(b"id: ") {
+                seen.events += 1;
+                if let Some(sequence) = std::str::from_utf8(id)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                {
+                    seen.last_sequence = sequence;
+                }
+            } else if timed && line.starts_with(b"data: ") {
+                let text = String::from_utf8_lossy(line);
+                if let Some(at) = text.find("\"published_us\":") {
+                    let digits: String = text[at + 15..]
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    if let Ok(published) = digits.parse::<u64>() {
+                        seen.latencies_us.push(now_us.saturating_sub(published));
+                    }
+                }
+            }
+        }
+        buffer.drain(..consumed);
+    }
+    seen
+}
+
+/// Publishes `total` events at `rate` per second (open loop); answers each publish call's
+/// duration in microseconds and the last sequence number.
+async fn publish_paced(
+    events: &Events,
+    account: &str,
+    total: usize,
+    rate: usize,
+    epoch: Instant,
+) -> (Vec<u64>, i64) {
+    let started = Instant::now();
+    let last = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(total);
+    for n in 0..total {
+        let due = started + Duration::from_secs_f64(n as f64 / rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let (events, account, last) = (events.clone(), account.to_string(), last.clone());
+        tasks.push(tokio::spawn(async move {
+            let began = Instant::now();
+            let data = json!({"n": n, "published_us": epoch.elapsed().as_micros() as u64});
+            let stored = events
+                .publish(&account, "bench", "bench.tick", data)
+                .await
+                .expect("publish");
+            last.fetch_max(stored.sequence as u64, Ordering::Relaxed);
+            began.elapsed().as_micros() as u64
+        }));
+    }
+    let mut durations = Vec::with_capacity(total);
+    for task in tasks {
+        durations.push(task.await.expect("publish task"));
+    }
+    durations.sort_unstable();
+    (durations, last.load(Ordering::Relaxed) as i64)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    runtime.block_on(bench());
+}
+
+async fn bench() {
+    let subscribers = env_number("BENCH_SUBSCRIBERS", 1_000);
+    let rate = env_number("BENCH_RATE", 10_000).max(1);
+    let seconds = env_number("BENCH_SECONDS", 5).max(1);
+    let total = rate * seconds;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = std::env::var("BENCH_DATABASE_URL").ok();
+    let backend = if database_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    let config = Config {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        data_dir: dir.path().to_path_buf(),
+        database_url,
+        admin_token: Some("bench".into()),
+        ..Config::default()
+    };
+    let server = Server::start(config).await.expect("start the host");
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let account: Value = http
+        .post(format!("{base}/v1/Accounts"))
+        .bearer_auth("bench")
+        .form(&[("FriendlyName", "bench")])
+        .send()
+        .await
+        .expect("create the account")
+        .json()
+        .await
+        .expect("the account as JSON");
+    let account_sid = account["sid"].as_str().expect("account sid").to_string();
+    let token = account["auth_token"]
+        .as_str()
+        .expect("auth token")
+        .to_string();
+    let created = http
+        .post(format!("{base}/v1/Channels"))
+        .basic_auth(&account_sid, Some(&token))
+        .form(&[
+            ("UniqueName", "bench"),
+            ("AllowPublish", "true"),
+            ("EventTypes", "bench.*"),
+        ])
+        .send()
+        .await
+        .expect("create the channel");
+    assert!(created.status().is_success(), "the channel was not created");
+    let events = server.state.events.clone();
+    let epoch = Instant::now();
+
+    println!(
+        "switchboard eventing benchmark ({backend}, {} cores, {})",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        cpu_model()
+    );
+    println!(
+        "  {subscribers} SSE subscribers on one channel, {rate} events/s for {seconds} s, plus one subscriber that never reads"
+    );
+
+    // Baseline: nobody listens.
+    let (baseline, _) = publish_paced(&events, &account_sid, total, rate, epoch).await;
+    let baseline_p50 = percentile(&baseline, 0.5);
+    let baseline_p99 = percentile(&baseline, 0.99);
+    println!(
+        "  baseline (no subscriber): producer p50 {baseline_p50:.2} ms, p99 {baseline_p99:.2} ms"
+    );
+
+    // Fan-out.
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{account_sid}:{token}"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let last_published = Arc::new(AtomicI64::new(0));
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(subscribers + 1);
+    let mut readers = Vec::with_capacity(subscribers);
+    for i in 0..subscribers {
+        readers.push(tokio::spawn(read_stream(
+            server.addr,
+            auth.clone(),
+            epoch,
+            i % 20 == 0,
+            stop.clone(),
+            last_published.clone(),
+            ready_tx.clone(),
+        )));
+    }
+    for _ in 0..subscribers {
+        ready_rx.recv().await.expect("a subscriber attached");
+    }
+    let mut stalled = TcpStream::connect(server.addr)
+        .await
+        .expect("connect the stalled reader");
+    stalled
+        .write_all(format!("GET /v1/Channels/bench/Stream HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n\r\n").as_bytes())
+        .await
+        .expect("stalled request");
+    let resident_before = resident_mb();
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let (producer, last_sequence) = publish_paced(&events, &account_sid, total, rate, epoch).await;
+    let publish_seconds = started.elapsed().as_secs_f64();
+    // Readers stop once they reach the last event; any still behind after 10 s are stopped.
+    let drain_started = Instant::now();
+    last_published.store(last_sequence, Ordering::Relaxed);
+    let stopper = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        stopper.store(true, Ordering::Relaxed);
+    });
+    let mut delivered = 0u64;
+    let mut complete = 0usize;
+    let mut latencies = Vec::new();
+    for reader in readers {
+        let seen = reader.await.expect("reader");
+        delivered += seen.events;
+        if seen.events as usize == total && seen.last_sequence == last_sequence {
+            complete += 1;
+        }
+        latencies.extend(seen.latencies_us);
+    }
+    let cpu_used = cpu_seconds() - cpu_before;
+    drop(stalled);
+    latencies.sort_unstable();
+    let expected = (total * subscribers) as u64;
+    let p99 = percentile(&latencies, 0.99);
+    println!(
+        "  published {total} events in {publish_seconds:.2} s ({:.0} events/s)",
+        total as f64 / publish_seconds
+    );
+    println!(
+        "  delivered {delivered} of {expected} ({:.2} %); {complete} of {subscribers} subscribers got every event, in order, ending at sequence {last_sequence}",
+        delivered as f64 * 100.0 / expected.max(1) as f64
+    );
+    println!(
+        "  publish -> receive ({} samples from every 20th subscriber): p50 {:.2} ms, p99 {p99:.2} ms, max {:.2} ms (target p99 < {P99_TARGET_MS} ms: {})",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 1.0),
+        if p99 < P99_TARGET_MS && complete == subscribers {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    let p50 = percentile(&producer, 0.5);
+    let producer_p99 = percentile(&producer, 0.99);
+    println!(
+        "  producer with subscribers and the stalled reader: p50 {p50:.2} ms, p99 {producer_p99:.2} ms; ratio to the baseline p50 {:.2}, p99 {:.2}",
+        p50 / baseline_p50.max(0.001),
+        producer_p99 / baseline_p99.max(0.001)
+    );
+    println!(
+        "  resident {resident_before:.0} MB with the subscribers attached, {:.0} MB at the end; CPU {cpu_used:.1} s over {:.1} s",
+        resident_mb(),
+        publish_seconds + drain_started.elapsed().as_secs_f64()
+    );
+    events.shutdown();
+    server.stop().await.expect("stop the host");
+}
