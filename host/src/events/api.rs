@@ -175,7 +175,7 @@ fn channel_of(state: &AppState, account_sid: &str, sid: &str) -> ApiResult<Chann
         .ok_or_else(|| ApiError::not_found(sid))
 }
 
-#[utoipa::path(post, path = "/v1/Channels", tag = "events", security(("account" = [])),
+#[utoipa::path(post, operation_id = "create_event_channel", path = "/v1/Channels", tag = "events", security(("account" = [])),
     responses((status = 201, description = "The new channel"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody),
         (status = 409, description = "The UniqueName is taken", body = crate::api::error::ErrorBody)))]
 pub async fn create_channel(
@@ -204,7 +204,7 @@ pub async fn create_channel(
     Ok((StatusCode::CREATED, Json(channel.to_json(&caller.base))).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/Channels", tag = "events", security(("account" = [])),
+#[utoipa::path(get, operation_id = "list_event_channels", path = "/v1/Channels", tag = "events", security(("account" = [])),
     params(("PageSize" = Option<usize>, Query), ("Page" = Option<usize>, Query)),
     responses((status = 200, description = "The account's channels")))]
 pub async fn list_channels(
@@ -221,7 +221,7 @@ pub async fn list_channels(
     envelope(&caller.base, "/v1/Channels", "channels", &query, items)
 }
 
-#[utoipa::path(get, path = "/v1/Channels/{Sid}", tag = "events", security(("account" = [])),
+#[utoipa::path(get, operation_id = "fetch_event_channel", path = "/v1/Channels/{Sid}", tag = "events", security(("account" = [])),
     params(("Sid" = String, Path, description = "The channel's sid or unique name")),
     responses((status = 200, description = "The channel"), (status = 404, body = crate::api::error::ErrorBody)))]
 pub async fn fetch_channel(
@@ -233,7 +233,7 @@ pub async fn fetch_channel(
     Ok(Json(channel.to_json(&caller.base)))
 }
 
-#[utoipa::path(post, path = "/v1/Channels/{Sid}", tag = "events", security(("account" = [])),
+#[utoipa::path(post, operation_id = "update_event_channel", path = "/v1/Channels/{Sid}", tag = "events", security(("account" = [])),
     params(("Sid" = String, Path, description = "The channel's sid or unique name")),
     responses((status = 200, description = "The changed channel; the change applies to the next event"), (status = 400, body = crate::api::error::ErrorBody), (status = 404, body = crate::api::error::ErrorBody)))]
 pub async fn update_channel(
@@ -250,7 +250,7 @@ pub async fn update_channel(
     Ok(Json(channel.to_json(&caller.base)))
 }
 
-#[utoipa::path(delete, path = "/v1/Channels/{Sid}", tag = "events", security(("account" = [])),
+#[utoipa::path(delete, operation_id = "delete_event_channel", path = "/v1/Channels/{Sid}", tag = "events", security(("account" = [])),
     params(("Sid" = String, Path, description = "The channel's sid or unique name")),
     responses((status = 204, description = "Deleted with its subscribers and custom events; its streams end"), (status = 404, body = crate::api::error::ErrorBody)))]
 pub async fn delete_channel(
