@@ -35,6 +35,7 @@ pub struct App {
     pub telephony: Telephony,
     pub queues: Queues,
     pub routing: Routing,
+    pub media: Arc<crate::media::Media>,
     pub admin_token: String,
     pub metrics: PrometheusHandle,
 }
@@ -127,7 +128,13 @@ impl App {
             crate::telephony::handler::http_client(&config.telephony),
             queues.clone(),
         );
+        let media = Arc::new(
+            crate::media::Media::open(&config.media, &config.data_dir)
+                .context("could not open the media cache")?,
+        );
+        let media_client = crate::media::MediaClient::in_process(media.clone());
         let services = Arc::new(HostServices {
+            media: media_client.clone(),
             db: db.clone(),
             queues: queues.clone(),
             routing: routing.clone(),
@@ -157,6 +164,7 @@ impl App {
             accounts.clone(),
             queues.clone(),
             routing.clone(),
+            media_client,
         );
         routing.attach_telephony(telephony.handle());
         telephony.recover().await?;
@@ -166,6 +174,7 @@ impl App {
             telephony,
             queues,
             routing,
+            media,
             config,
             db,
             registry,
