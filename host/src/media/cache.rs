@@ -35,6 +35,11 @@ pub struct Source {
     /// Unix seconds until which the clip is used without asking the origin; `None` = forever
     /// (speech, which cannot change).
     pub fresh_until: Option<i64>,
+    /// The origin's `Cache-Control` policy, kept for a 304 that does not repeat it.
+    #[serde(default)]
+    pub max_age: Option<u64>,
+    #[serde(default)]
+    pub no_cache: bool,
 }
 
 impl Source {
@@ -385,6 +390,8 @@ mod tests {
                     etag: Some("\"1\"".into()),
                     last_modified: None,
                     fresh_until: None,
+                    max_age: None,
+                    no_cache: false,
                 },
             )
             .expect("source");

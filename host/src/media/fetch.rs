@@ -34,6 +34,8 @@ pub struct Freshness {
     pub no_cache: bool,
     /// `no-store`: do not remember the answer at all.
     pub no_store: bool,
+    /// Whether the answer had a `Cache-Control` header at all.
+    pub cache_control: bool,
 }
 
 impl Freshness {
@@ -55,6 +57,7 @@ impl Freshness {
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
         {
+            freshness.cache_control = true;
             let directive = directive.trim().to_ascii_lowercase();
             if directive == "no-cache" {
                 freshness.no_cache = true;
@@ -65,6 +68,40 @@ impl Freshness {
             }
         }
         freshness
+    }
+
+    /// A 304's freshness: what it says, and for what it leaves out, what the stored answer said
+    /// (a 304 need only repeat the headers that changed).
+    pub fn updating(self, stored: &Source) -> Freshness {
+        let cache_control = self.cache_control;
+        Freshness {
+            etag: self.etag.or_else(|| stored.etag.clone()),
+            last_modified: self.last_modified.or_else(|| stored.last_modified.clone()),
+            max_age: if cache_control {
+                self.max_age
+            } else {
+                stored.max_age
+            },
+            no_cache: if cache_control {
+                self.no_cache
+            } else {
+                stored.no_cache
+            },
+            no_store: self.no_store,
+            cache_control,
+        }
+    }
+
+    /// The source record of a clip fetched with this freshness.
+    pub fn source(self, id: String, now: i64, default_max_age: u64) -> Source {
+        Source {
+            fresh_until: Some(self.fresh_until(now, default_max_age)),
+            id,
+            etag: self.etag,
+            last_modified: self.last_modified,
+            max_age: self.max_age,
+            no_cache: self.no_cache,
+        }
     }
 
     /// Unix seconds until which the answer is fresh: `max-age` when given, `default_max_age`

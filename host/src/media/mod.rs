@@ -343,13 +343,10 @@ impl Media {
                     .cache
                     .clip(&cached.id)
                     .ok_or_else(|| MediaError::internal("the revalidated clip was evicted"))?;
-                let source = Source {
-                    fresh_until: Some(freshness.fresh_until(now, default_age)),
-                    etag: freshness.etag.or(cached.etag),
-                    last_modified: freshness.last_modified.or(cached.last_modified),
-                    id: cached.id,
-                };
-                let id = source.id.clone();
+                let id = cached.id.clone();
+                let source = freshness
+                    .updating(&cached)
+                    .source(id.clone(), now, default_age);
                 self.cache
                     .put_source(&key, source)
                     .map_err(MediaError::internal)?;
@@ -364,12 +361,7 @@ impl Media {
                 if freshness.no_store {
                     self.cache.remove_source(&key);
                 } else {
-                    let source = Source {
-                        id: info.id.clone(),
-                        fresh_until: Some(freshness.fresh_until(now, default_age)),
-                        etag: freshness.etag,
-                        last_modified: freshness.last_modified,
-                    };
+                    let source = freshness.source(info.id.clone(), now, default_age);
                     self.cache
                         .put_source(&key, source)
                         .map_err(MediaError::internal)?;
@@ -400,6 +392,8 @@ impl Media {
             etag: None,
             last_modified: None,
             fresh_until: None,
+            max_age: None,
+            no_cache: false,
         };
         self.cache
             .put_source(&key, source)
