@@ -306,15 +306,13 @@ impl Cache {
             self.counters.evictions.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("switchboard_media_cache_evictions_total").increment(1);
         }
+        let mut index = self.lock();
         if !ids.is_empty() {
-            let mut index = self.lock();
-            let clips = std::mem::take(&mut index.clips);
-            index
-                .sources
-                .retain(|_, source| clips.contains_key(&source.id));
-            index.clips = clips;
+            // Sources of evicted clips are forgotten: asking for them again fetches afresh.
+            let Index { clips, sources, .. } = &mut *index;
+            sources.retain(|_, source| clips.contains_key(&source.id));
         }
-        metrics::gauge!("switchboard_media_cache_bytes").set(self.lock().bytes as f64);
+        metrics::gauge!("switchboard_media_cache_bytes").set(index.bytes as f64);
     }
 
     pub fn count_hit(&self) {
