@@ -53,11 +53,11 @@ use std::time::{Duration, Instant};
 
 use switchboard_host::app::{App, AppState};
 use switchboard_host::config::Config;
+use switchboard_host::media::tts::Speech;
 use switchboard_host::queues::{LARGEST_MAX_SIZE, MemberRef};
 use switchboard_host::runtime::World;
 use switchboard_host::store::batch::Statement;
 use switchboard_host::telephony::resources::{PhoneNumbers, VoiceParams};
-use switchboard_host::telephony::session::speech_duration_ms;
 
 /// Calls being placed at once while the callers arrive.
 const PLACING_CONCURRENCY: usize = 64;
@@ -533,12 +533,16 @@ async fn bench() {
 
     // One hold-music cycle: the announcement (a typical one for these queues), the interval,
     // and the gather's 1 s timeout.
-    let cycle_s = (speech_duration_ms(
-        "Thank you for holding. You are number 2500 in line. You will be connected shortly. Press 0 to leave a message.",
-    ) as f64
-        / 1000.0)
-        + hold_interval as f64
-        + 1.0;
+    let announcement = state
+        .media
+        .synthesize(Speech {
+            text: "Thank you for holding. You are number 2500 in line. You will be connected shortly. Press 0 to leave a message.".into(),
+            voice: None,
+            language: None,
+        })
+        .await
+        .map_or(0, |clip| clip.duration_ms);
+    let cycle_s = (announcement as f64 / 1000.0) + hold_interval as f64 + 1.0;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

@@ -37,6 +37,7 @@ pub struct App {
     pub queues: Queues,
     pub routing: Routing,
     pub events: Events,
+    pub media: Arc<crate::media::Media>,
     pub admin_token: String,
     pub metrics: PrometheusHandle,
 }
@@ -135,7 +136,13 @@ impl App {
             clock.clone(),
             config.events.clone(),
         );
+        let media = Arc::new(
+            crate::media::Media::open(&config.media, &config.data_dir)
+                .context("could not open the media cache")?,
+        );
+        let media_client = crate::media::MediaClient::in_process(media.clone());
         let services = Arc::new(HostServices {
+            media: media_client.clone(),
             db: db.clone(),
             queues: queues.clone(),
             routing: routing.clone(),
@@ -168,6 +175,7 @@ impl App {
             accounts.clone(),
             queues.clone(),
             routing.clone(),
+            media_client,
         );
         routing.attach_telephony(telephony.handle());
         telephony.recover().await?;
@@ -178,6 +186,7 @@ impl App {
             queues,
             routing,
             events,
+            media,
             config,
             db,
             registry,

@@ -24,6 +24,7 @@ pub struct Config {
     pub runtime: RuntimeSettings,
     pub telephony: TelephonySettings,
     pub events: EventSettings,
+    pub media: MediaSettings,
 }
 
 impl Default for Config {
@@ -38,6 +39,7 @@ impl Default for Config {
             runtime: RuntimeSettings::default(),
             telephony: TelephonySettings::default(),
             events: EventSettings::default(),
+            media: MediaSettings::default(),
         }
     }
 }
@@ -185,6 +187,53 @@ impl Default for TelephonySettings {
             max_fetches_without_progress: 50,
             hold_music_url: None,
             wait_fallback_seconds: 10,
+        }
+    }
+}
+
+/// How media is fetched, cached and synthesized.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSettings {
+    /// Bytes of transcoded audio kept on disk (in `data_dir/media`); the least recently used clips
+    /// are evicted past it. At 8 000 bytes a second, 1 GiB holds about 37 hours.
+    pub cache_bytes: u64,
+    /// Largest audio file fetched from a URL.
+    pub max_fetch_bytes: u64,
+    /// Largest file a tenant may upload to `/v1/Media`.
+    pub max_upload_bytes: u64,
+    /// Milliseconds a fetch may take, download included.
+    pub fetch_timeout_ms: u64,
+    /// Redirects followed before a fetch fails.
+    pub max_redirects: u32,
+    /// Fetch from loopback, private and link-local addresses too. Off by default so tenants cannot
+    /// make the host reach into the operator's network.
+    pub allow_private_addresses: bool,
+    /// Seconds a fetched file is used without asking again when its answer has no
+    /// `Cache-Control: max-age` (and no `no-cache`).
+    pub default_max_age_seconds: u64,
+    /// The espeak-ng executable.
+    pub tts_command: String,
+    /// Milliseconds one synthesis may take.
+    pub tts_timeout_ms: u64,
+    /// Longest text spoken at once, in characters (the reference platform's basic voices take
+    /// 4 000).
+    pub max_speech_characters: usize,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            cache_bytes: 1024 * 1024 * 1024,
+            max_fetch_bytes: 512 * 1024 * 1024,
+            max_upload_bytes: 64 * 1024 * 1024,
+            fetch_timeout_ms: 30_000,
+            max_redirects: 5,
+            allow_private_addresses: false,
+            default_max_age_seconds: 300,
+            tts_command: "espeak-ng".into(),
+            tts_timeout_ms: 30_000,
+            max_speech_characters: 4_000,
         }
     }
 }

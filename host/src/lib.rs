@@ -11,6 +11,7 @@ pub mod events;
 pub mod media;
 pub mod metering;
 pub mod modules;
+pub mod net;
 pub mod queues;
 pub mod routing;
 pub mod runtime;

@@ -141,6 +141,8 @@ impl TestApp {
             ..Config::default()
         };
         config.runtime.max_concurrent_invocations = 32;
+        // Tests serve media from loopback HTTP servers.
+        config.media.allow_private_addresses = true;
         adjust(&mut config);
         Self::start(config, data_dir, database).await
     }
@@ -230,6 +232,11 @@ impl TestApp {
         if let Some(database) = self.database.take() {
             database.drop_database().await;
         }
+    }
+
+    /// The host's data directory (database, artifacts, media cache).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
     }
 
     pub fn path(&self, path: &str) -> String {

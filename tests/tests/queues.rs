@@ -236,8 +236,9 @@ async fn callers_hear_their_positions_and_an_agent_bridges_the_front_caller() {
     );
 
     // The others' wait-state application, asked again, reports their new positions.
-    // The manual clock jumps: first to the end of what they were told, then through the pause.
-    app.advance_clock(2_000).await;
+    // The manual clock jumps: first past the end of what they were told (about 2 s of speech),
+    // well inside the 600 s pause that follows, then through the pause.
+    app.advance_clock(5_000).await;
     for call in [&second, &third] {
         app.wait_for(&tenant, call, |t| has_experience(t, "pause"))
             .await;

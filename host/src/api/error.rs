@@ -121,6 +121,18 @@ error_codes! {
         "Webhooks must be http(s) URLs of public addresses; an operator can allow private ones with events.allow_private_targets.";
     ClockNotManual = 31012, CONFLICT, "The clock is not manual",
         "Only a host started with telephony.clock = \"manual\" can have its clock advanced.";
+    MediaFetchFailed = 32001, BAD_GATEWAY, "Media could not be fetched",
+        "The audio URL did not answer, answered an error status, or took too long; check the URL serves the file (a plain GET, status 200) and answers within media.fetch_timeout_ms.";
+    MediaAddressRefused = 32002, FORBIDDEN, "Media address refused",
+        "The URL points at a private, loopback or link-local address; host the audio at a public address, or have the operator set media.allow_private_addresses.";
+    MediaTooLarge = 32003, PAYLOAD_TOO_LARGE, "Media too large",
+        "The file is larger than media.max_fetch_bytes (or an upload than media.max_upload_bytes), or longer than the cache holds; shorten or compress it.";
+    MediaNotAudio = 32004, UNPROCESSABLE_ENTITY, "Not playable audio",
+        "The file is not complete audio in a supported format; serve WAV, MP3, OGG/Vorbis, FLAC, AIFF or raw 8 kHz mu-law (audio/basic), not an HTML page.";
+    SpeechUnavailable = 32005, SERVICE_UNAVAILABLE, "Text-to-speech unavailable",
+        "No text-to-speech engine is installed on the host; the operator installs espeak-ng (apt-get install espeak-ng) or sets media.tts_command.";
+    SpeechFailed = 32006, UNPROCESSABLE_ENTITY, "Speech could not be synthesized",
+        "The text, voice or language could not be spoken; the message says which; use a supported language tag such as en-US.";
 }
 
 impl Code {

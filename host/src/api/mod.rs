@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::routing::api::routes())
         .merge(crate::edge::sim::api::routes())
         .merge(crate::events::api::routes())
+        .merge(crate::media::api::routes())
         .fallback(not_found)
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_| {
@@ -434,6 +435,9 @@ async fn fetch_error(Path(code): Path<u32>) -> ApiResult<Json<ErrorEntry>> {
         crate::events::api::publish_event,
         crate::events::api::list_channel_events,
         crate::events::stream::stream,
+        crate::media::api::upload_media,
+        crate::media::api::fetch_media,
+        crate::media::api::cache_statistics,
     ),
     modifiers(&Security),
 )]

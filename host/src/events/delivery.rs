@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use super::subscribers::{Status, Subscriber, Target, signature};
 use super::{Event, Events, LiveChannel, NewEvent, channel_events_after};
 use crate::modules::ModuleUri;
+use crate::net::is_public;
 use crate::runtime::bindings::types;
 
 /// Events read per query while catching up.
@@ -316,35 +317,11 @@ pub async fn check_target(url: &str, allow_private: bool) -> Result<(), String> 
             .map(|a| a.ip())
             .collect(),
     };
-    match addresses.iter().find(|ip| is_internal(ip)) {
+    match addresses.iter().find(|ip| !is_public(**ip)) {
         Some(ip) => Err(format!(
             "{url:?} resolves to the internal address {ip}; webhooks may only target public addresses (the operator can allow private ones with events.allow_private_targets)"
         )),
         None => Ok(()),
-    }
-}
-
-fn is_internal(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_internal(&IpAddr::V4(v4)))
-        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! What a guest can reach: the per-invocation store data and the host side of every WIT interface.
 //!
-//! `kv`, `log` and `queues` are served here in full. The routing, presence, media and event
+//! `kv`, `log`, `queues` and `media` are served here in full. The routing, presence and event
 //! primitives answer with a clear "not available" error until their domains provide them, so a
 //! module that imports them still links and can handle the error.
 
@@ -31,6 +31,7 @@ pub struct HostServices {
     pub queues: crate::queues::Queues,
     pub routing: crate::routing::Routing,
     pub events: crate::events::Events,
+    pub media: crate::media::MediaClient,
 }
 
 /// Who is running: the account and module an invocation belongs to, for scoping and logging.
@@ -656,28 +657,63 @@ impl presence::Host for Invocation {
     }
 }
 
+/// The media layer's answer as the WIT record (durations past `u32::MAX` ms, 49 days, saturate).
+fn media_info(info: crate::media::MediaInfo) -> media::MediaInfo {
+    media::MediaInfo {
+        duration_ms: u32::try_from(info.duration_ms).unwrap_or(u32::MAX),
+        id: info.id,
+        url: info.url,
+    }
+}
+
+/// The media layer's work runs as a task of its own, so an invocation whose deadline passes while
+/// it waits stops waiting but the fetch or synthesis still completes and is cached for the next ask.
 impl media::Host for Invocation {
     async fn resolve_url(
         &mut self,
-        _url: String,
+        url: String,
     ) -> wasmtime::Result<Result<media::MediaInfo, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("media")))
+        let media = self.services.media.clone();
+        let work = async move {
+            media
+                .resolve_url(&url)
+                .await
+                .map(media_info)
+                .map_err(|error| error.message)
+        };
+        Ok(Self::within_deadline(self.deadline, work).await)
     }
 
     async fn synthesize(
         &mut self,
-        _text: String,
-        _voice: Option<String>,
-        _language: Option<String>,
+        text: String,
+        voice: Option<String>,
+        language: Option<String>,
     ) -> wasmtime::Result<Result<media::MediaInfo, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("media")))
+        let media = self.services.media.clone();
+        let work = async move {
+            media
+                .synthesize(&text, voice.as_deref(), language.as_deref())
+                .await
+                .map(media_info)
+                .map_err(|error| error.message)
+        };
+        Ok(Self::within_deadline(self.deadline, work).await)
     }
 
-    async fn duration(&mut self, _id: String) -> wasmtime::Result<Result<Option<u32>, String>> {
+    async fn duration(&mut self, id: String) -> wasmtime::Result<Result<Option<u32>, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("media")))
+        let media = self.services.media.clone();
+        let work = async move {
+            media
+                .describe(&id)
+                .await
+                .map(|info| info.map(|info| u32::try_from(info.duration_ms).unwrap_or(u32::MAX)))
+                .map_err(|error| error.message)
+        };
+        Ok(Self::within_deadline(self.deadline, work).await)
     }
 }
 

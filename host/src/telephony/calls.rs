@@ -288,17 +288,28 @@ pub struct CallResource {
 pub enum Experience {
     /// The call's status changed.
     Status { status: String },
-    /// Speech was played.
+    /// Speech was played: `media_url` is the synthesized clip's persistent address. When speech
+    /// could not be synthesized, `error` says why, nothing played and the call went on.
     Say {
         text: String,
         voice: Option<String>,
         language: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        media_url: Option<String>,
         duration_ms: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
-    /// Audio was played. The duration is known once the media layer has decoded the file.
+    /// Audio was played: `url` as the document named it, `media_url` the transcoded clip's
+    /// persistent address. When the audio could not be fetched or decoded, `error` says why,
+    /// nothing played (`duration_ms` is null) and the call went on.
     Play {
         url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        media_url: Option<String>,
         duration_ms: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     /// Silence.
     Pause { duration_ms: i64 },

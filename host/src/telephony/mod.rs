@@ -49,7 +49,7 @@ pub struct Core {
     pub runtime: Arc<Runtime>,
     pub accounts: Accounts,
     pub http: reqwest::Client,
-    pub media: crate::media::Media,
+    pub media: crate::media::MediaClient,
     pub queues: Queues,
     /// Tasks of callers enqueued with a workflow.
     pub routing: crate::routing::Routing,
@@ -147,6 +147,7 @@ impl Telephony {
         accounts: Accounts,
         queues: Queues,
         routing: crate::routing::Routing,
+        media: crate::media::MediaClient,
     ) -> Self {
         let http = handler::http_client(&settings);
         Telephony(Arc::new(Core {
@@ -157,7 +158,7 @@ impl Telephony {
             registry,
             runtime,
             accounts,
-            media: crate::media::Media::new(http.clone()),
+            media,
             http,
             queues,
             routing,

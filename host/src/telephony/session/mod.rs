@@ -800,17 +800,39 @@ impl Session {
         loop_count: u32,
         barge_in: bool,
     ) -> Result<(), Result<String, Flow>> {
-        let duration_ms = speech_duration_ms(text);
-        for _ in 0..repetitions(loop_count) {
+        let speech = self
+            .core
+            .media
+            .synthesize(text, voice.as_deref(), language.as_deref())
+            .await;
+        let (media_url, duration_ms, error) = match speech {
+            Ok(clip) => (Some(clip.url), clip.duration_ms as i64, None),
+            Err(error) => {
+                tracing::info!(call_sid = %self.leg.sid(), %error, "speech could not be synthesized");
+                (None, 0, Some(error.to_string()))
+            }
+        };
+        let repeats = if error.is_some() {
+            1
+        } else {
+            repetitions(loop_count)
+        };
+        for _ in 0..repeats {
             self.leg.experience(
                 self.core.clock.now_ms(),
                 Experience::Say {
                     text: text.to_string(),
                     voice: voice.clone(),
                     language: language.clone(),
+                    media_url: media_url.clone(),
                     duration_ms,
+                    error: error.clone(),
                 },
             );
+            if error.is_some() {
+                // Nothing to play: the call moves on to the next instruction.
+                return self.play_for(0, barge_in).await;
+            }
             let started = self.core.clock.now_ms();
             let played = self.play_for(duration_ms, barge_in).await;
             let heard = self.heard_ms(duration_ms, started, played.is_ok());
@@ -826,13 +848,26 @@ impl Session {
         loop_count: u32,
         barge_in: bool,
     ) -> Result<(), Result<String, Flow>> {
-        let duration_ms = self.core.media.duration_ms(url).await;
-        for _ in 0..repetitions(loop_count) {
+        let (media_url, duration_ms, error) = match self.core.media.resolve_url(url).await {
+            Ok(clip) => (Some(clip.url), Some(clip.duration_ms as i64), None),
+            Err(error) => {
+                tracing::info!(call_sid = %self.leg.sid(), %url, %error, "media could not be played");
+                (None, None, Some(error.to_string()))
+            }
+        };
+        let repeats = if error.is_some() {
+            1
+        } else {
+            repetitions(loop_count)
+        };
+        for _ in 0..repeats {
             self.leg.experience(
                 self.core.clock.now_ms(),
                 Experience::Play {
                     url: url.to_string(),
+                    media_url: media_url.clone(),
                     duration_ms,
+                    error: error.clone(),
                 },
             );
             let length = duration_ms.unwrap_or(0);
@@ -1388,12 +1423,6 @@ fn repetitions(loop_count: u32) -> u32 {
     } else {
         loop_count.min(1000)
     }
-}
-
-/// How long speech takes: about 15 characters a second, the pace of telephony text-to-speech
-/// voices. An estimate until the media layer synthesises speech and knows the real length.
-pub fn speech_duration_ms(text: &str) -> i64 {
-    (text.chars().count() as i64 * 1000 / 15).max(300)
 }
 
 /// Sends status callbacks one at a time, in order, each after its change is committed.
