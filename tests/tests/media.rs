@@ -803,3 +803,37 @@ async fn media_endpoints_are_documented() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_module_that_has_speech_synthesized_is_charged_its_characters() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let (status, body) = app
+        .upload(
+            &tenant,
+            "misbehave",
+            "telephony-handler",
+            switchboard_tests::guest("misbehave"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let result = app.misbehave(&tenant, "speak").await;
+    assert_eq!(result["outcome"], "ok", "{result}");
+    let said = result["output"][0]["text"].as_str().expect("text");
+    let spoken_ms: i64 = said
+        .trim_start_matches("spoke for ")
+        .trim_end_matches(" ms")
+        .parse()
+        .expect("a duration");
+    assert!(spoken_ms > 500, "{said}");
+    let characters = "hello from a module".chars().count() as u64;
+    assert_eq!(result["usage"]["tts_characters"], characters);
+    // A module that has nothing synthesized is charged nothing.
+    let plain = app.misbehave(&tenant, "kv").await;
+    assert_eq!(plain["usage"]["tts_characters"], 0);
+    let (_, usage) = app
+        .get(&tenant, "/v1/Usage/Modules?ModuleName=misbehave")
+        .await;
+    assert_eq!(usage["usage"][0]["tts_characters"], characters, "{usage}");
+    app.shutdown().await;
+}

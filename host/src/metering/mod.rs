@@ -32,6 +32,8 @@ pub struct UsageRecord {
     /// Most bytes of memory and tables held at once.
     pub peak_memory_bytes: u64,
     pub host_calls: u64,
+    /// Characters the module had synthesized to speech through the `media` interface.
+    pub tts_characters: u64,
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_sid: Option<String>,
@@ -62,6 +64,8 @@ pub struct Meter {
 /// Kept small because SQLite looks bound parameters up by walking a list, so binding costs grow
 /// with the square of the parameters in one statement (13 a row).
 const ROWS_PER_STATEMENT: usize = 16;
+/// Columns of a usage row.
+const COLUMNS: usize = 14;
 /// Records waiting for the writer before `record` makes invocations wait (back-pressure).
 const QUEUE_CAPACITY: usize = 65_536;
 
@@ -147,19 +151,19 @@ async fn commit(db: &Db, batch: &[(Box<UsageRecord>, Ack)]) -> Result<(), sqlx::
     let mut tx = db.pool().begin().await?;
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
         let mut sql = String::from(
-            "INSERT INTO usage_records (account_sid, module_sid, module_name, module_version, world, fuel_consumed, wall_time_us, peak_memory_bytes, host_calls, outcome, call_sid, task_sid, date_created) VALUES ",
+            "INSERT INTO usage_records (account_sid, module_sid, module_name, module_version, world, fuel_consumed, wall_time_us, peak_memory_bytes, host_calls, tts_characters, outcome, call_sid, task_sid, date_created) VALUES ",
         );
         for row in 0..chunk.len() {
             if row > 0 {
                 sql.push(',');
             }
             sql.push('(');
-            for column in 0..13 {
+            for column in 0..COLUMNS {
                 if column > 0 {
                     sql.push(',');
                 }
                 sql.push('$');
-                sql.push_str(&(row * 13 + column + 1).to_string());
+                sql.push_str(&(row * COLUMNS + column + 1).to_string());
             }
             sql.push(')');
         }
@@ -175,6 +179,7 @@ async fn commit(db: &Db, batch: &[(Box<UsageRecord>, Ack)]) -> Result<(), sqlx::
                 .bind(saturating_i64(record.wall_time_us))
                 .bind(saturating_i64(record.peak_memory_bytes))
                 .bind(saturating_i64(record.host_calls))
+                .bind(saturating_i64(record.tts_characters))
                 .bind(record.outcome.as_str())
                 .bind(record.call_sid.clone())
                 .bind(record.task_sid.clone())
@@ -245,6 +250,8 @@ pub struct ModuleUsage {
     /// The largest peak of any single invocation.
     pub peak_memory_bytes: i64,
     pub host_calls: i64,
+    /// Characters synthesized to speech at the module's own request.
+    pub tts_characters: i64,
     /// Invocations per outcome (`ok`, `guest-error`, `out-of-fuel`, `deadline`, ...).
     pub outcomes: BTreeMap<String, i64>,
     /// Milliseconds calls spent under this module's control (the sum of its call segments).
@@ -275,7 +282,8 @@ pub async fn module_totals(
             CAST(SUM(fuel_consumed) AS BIGINT) AS fuel_consumed, \
             CAST(SUM(wall_time_us) AS BIGINT) AS wall_time_us, \
             CAST(MAX(peak_memory_bytes) AS BIGINT) AS peak_memory_bytes, \
-            CAST(SUM(host_calls) AS BIGINT) AS host_calls \
+            CAST(SUM(host_calls) AS BIGINT) AS host_calls, \
+            CAST(SUM(tts_characters) AS BIGINT) AS tts_characters \
          FROM usage_records \
          WHERE account_sid = $1 AND date_created >= $2 AND date_created < $3 \
            AND ($4 = '' OR module_name = $4) \
@@ -298,6 +306,7 @@ pub async fn module_totals(
         let wall: i64 = row.try_get("wall_time_us")?;
         let peak: i64 = row.try_get("peak_memory_bytes")?;
         let host_calls: i64 = row.try_get("host_calls")?;
+        let tts_characters: i64 = row.try_get("tts_characters")?;
         let entry = match totals.last_mut() {
             Some(last) if last.module_name == name && last.module_version == version => last,
             _ => {
@@ -310,6 +319,7 @@ pub async fn module_totals(
                     wall_time_us: 0,
                     peak_memory_bytes: 0,
                     host_calls: 0,
+                    tts_characters: 0,
                     outcomes: BTreeMap::new(),
                     call_ms: 0,
                     call_seconds: 0.0,
@@ -322,6 +332,7 @@ pub async fn module_totals(
         entry.wall_time_us += wall;
         entry.peak_memory_bytes = entry.peak_memory_bytes.max(peak);
         entry.host_calls += host_calls;
+        entry.tts_characters += tts_characters;
         *entry.outcomes.entry(outcome).or_default() += invocations;
     }
     let segments = sqlx::query(

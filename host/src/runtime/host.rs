@@ -49,6 +49,8 @@ pub struct Invocation {
     stderr: MemoryOutputPipe,
     pub(super) memory: MemoryBudget,
     pub(super) host_calls: u64,
+    /// Characters synthesized at this invocation's request, for its usage record.
+    pub(super) tts_characters: u64,
     host_call_limit: u64,
     pub(super) deadline: Instant,
     principal: Arc<Principal>,
@@ -73,6 +75,7 @@ impl Invocation {
             stderr,
             memory: MemoryBudget::new(usize::try_from(memory_limit).unwrap_or(usize::MAX)),
             host_calls: 0,
+            tts_characters: 0,
             host_call_limit,
             deadline,
             principal,
@@ -693,6 +696,7 @@ impl media::Host for Invocation {
     ) -> wasmtime::Result<Result<media::MediaInfo, String>> {
         self.charge()?;
         let media = self.services.media.clone();
+        let characters = text.chars().count() as u64;
         let work = async move {
             media
                 .synthesize(&text, voice.as_deref(), language.as_deref())
@@ -700,7 +704,11 @@ impl media::Host for Invocation {
                 .map(media_info)
                 .map_err(|error| error.message)
         };
-        Ok(Self::within_deadline(self.deadline, work).await)
+        let synthesized = Self::within_deadline(self.deadline, work).await;
+        if synthesized.is_ok() {
+            self.tts_characters += characters;
+        }
+        Ok(synthesized)
     }
 
     async fn duration(&mut self, id: String) -> wasmtime::Result<Result<Option<u32>, String>> {

@@ -15,13 +15,14 @@
 //! | `log` | writes one structured log line |
 //! | `hostcalls` | writes a million log lines (cost of host calls) |
 //! | `recurse` | recurses without bound (shadow-stack overflow, an out-of-bounds trap) |
+//! | `speak` | has "hello from a module" synthesized through `media` and says how long it is |
 //! | anything else | says "ok" and hangs up |
 
 use std::hint::black_box;
 
-use switchboard_guest::kv;
 use switchboard_guest::log::{self, Level};
 use switchboard_guest::telephony::{self, CallInfo, Guest, Instruction, Trigger};
+use switchboard_guest::{kv, media};
 
 struct Misbehave;
 
@@ -68,6 +69,13 @@ impl Guest for Misbehave {
             "recurse" => {
                 recurse(black_box(0));
                 Ok(vec![telephony::say("unreachable")])
+            }
+            "speak" => {
+                let speech = media::synthesize("hello from a module", None, None)?;
+                Ok(vec![telephony::say(format!(
+                    "spoke for {} ms",
+                    speech.duration_ms
+                ))])
             }
             _ => Ok(vec![telephony::say("ok"), telephony::hangup()]),
         }
