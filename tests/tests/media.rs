@@ -758,6 +758,14 @@ async fn tenants_upload_their_own_media() {
     assert_eq!(again["url"], uploaded["url"]);
     assert_eq!(cache_stats(&app).await["clips"], 1);
 
+    // An upload is its tenant's: another account gets a 404 for its address, as for any
+    // resource of another account.
+    let other = app.tenant().await;
+    let (status, _) = app
+        .get(&other, uploaded["url"].as_str().unwrap_or_default())
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     let response = app
         .client
         .post(app.path("/v1/Media"))

@@ -61,7 +61,7 @@ pub struct MediaForm {
         (status = 413, body = crate::api::error::ErrorBody), (status = 422, body = crate::api::error::ErrorBody),
         (status = 502, body = crate::api::error::ErrorBody), (status = 503, body = crate::api::error::ErrorBody)))]
 pub async fn upload_media(
-    Tenant(_account): Tenant,
+    Tenant(account): Tenant,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
@@ -111,7 +111,7 @@ pub async fn upload_media(
         extension: None,
         content_type,
     };
-    let info = state.media.upload(file, hint).await?;
+    let info = state.media.upload(&account.sid, file, hint).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
@@ -155,7 +155,7 @@ pub struct FetchParams {
     responses((status = 200, content_type = "audio/basic", body = Vec<u8>),
         (status = 404, body = crate::api::error::ErrorBody)))]
 pub async fn fetch_media(
-    Tenant(_account): Tenant,
+    Tenant(account): Tenant,
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<FetchParams>,
@@ -165,6 +165,9 @@ pub async fn fetch_media(
         return Err(not_found());
     }
     state.media.info(&id).ok_or_else(not_found)?;
+    if !state.media.may_read(&id, &account.sid) {
+        return Err(not_found());
+    }
     let audio = tokio::fs::read(state.media.clip_path(&id))
         .await
         .map_err(|_| not_found())?;

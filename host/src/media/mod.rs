@@ -122,6 +122,9 @@ type Flight = Shared<BoxFuture<'static, Result<MediaInfo, MediaError>>>;
 /// The media layer.
 pub struct Media {
     cache: Cache,
+    /// `owners/{clip}/{account}` marks who uploaded a clip. A clip made from a URL or a text is
+    /// anyone's who names that URL or text; audio a tenant uploaded is that tenant's alone.
+    owners_dir: std::path::PathBuf,
     fetcher: Fetcher,
     speech: Option<Box<dyn SpeechEngine>>,
     settings: MediaSettings,
@@ -167,8 +170,11 @@ impl Media {
                 "no text-to-speech engine found: <Say> will fail until espeak-ng is installed"
             );
         }
+        let owners_dir = data_dir.join("media").join("owners");
+        std::fs::create_dir_all(&owners_dir)?;
         Ok(Media {
             cache,
+            owners_dir,
             fetcher: Fetcher::new(settings)?,
             speech,
             settings: settings.clone(),
@@ -252,14 +258,26 @@ impl Media {
         .await
     }
 
-    /// Audio a tenant sends, stored as a clip.
+    /// Audio a tenant sends, stored as a clip readable by that tenant only.
     pub async fn upload(
         &self,
+        account_sid: &str,
         file: NamedTempFile,
         hint: SourceHint,
     ) -> Result<MediaInfo, MediaError> {
         self.cache.count_miss();
-        self.transcode_and_store(file, hint).await
+        let info = self.transcode_and_store(file, hint).await?;
+        let owners = self.owners_dir.join(&info.id);
+        std::fs::create_dir_all(&owners).map_err(MediaError::internal)?;
+        std::fs::File::create(owners.join(account_sid)).map_err(MediaError::internal)?;
+        Ok(info)
+    }
+
+    /// Whether `account_sid` may read clip `id` through the API: any clip but another tenant's
+    /// upload.
+    pub fn may_read(&self, id: &str, account_sid: &str) -> bool {
+        let owners = self.owners_dir.join(id);
+        !owners.exists() || owners.join(account_sid).exists()
     }
 
     /// A scratch file in the cache, for bodies on their way in.
