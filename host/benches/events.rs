@@ -16,6 +16,8 @@
 //! Phases:
 //! - baseline: the same paced publishing with no subscriber at all: the producer's latency
 //!   (publish call, commit included) when nobody listens.
+//! - stalled: one subscriber that connects and never reads, the same publishing: the producer's
+//!   latency against the baseline shows what a reader that stopped costs it.
 //! - fan-out: `BENCH_SUBSCRIBERS` readers plus the stalled one, the same publishing. Figures: events
 //!   published and the rate achieved; deliveries (every event to every reader, checked by count
 //!   and by the last sequence number each reader saw); publish → receive p50 / p99 / max (target:
@@ -286,8 +288,26 @@ async fn bench() {
         "  baseline (no subscriber): producer p50 {baseline_p50:.2} ms, p99 {baseline_p99:.2} ms"
     );
 
-    // Fan-out.
+    // A subscriber that never reads, alone: what it costs the producer.
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{account_sid}:{token}"));
+    let mut stalled = TcpStream::connect(server.addr)
+        .await
+        .expect("connect the stalled reader");
+    stalled
+        .write_all(format!("GET /v1/Channels/bench/Stream HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n\r\n").as_bytes())
+        .await
+        .expect("stalled request");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (with_stalled, _) = publish_paced(&events, &account_sid, total, rate, epoch).await;
+    let stalled_p50 = percentile(&with_stalled, 0.5);
+    let stalled_p99 = percentile(&with_stalled, 0.99);
+    println!(
+        "  one subscriber that stopped reading: producer p50 {stalled_p50:.2} ms, p99 {stalled_p99:.2} ms; ratio to the baseline p50 {:.2}, p99 {:.2}",
+        stalled_p50 / baseline_p50.max(0.001),
+        stalled_p99 / baseline_p99.max(0.001)
+    );
+
+    // Fan-out, the stalled subscriber still attached.
     let stop = Arc::new(AtomicBool::new(false));
     let last_published = Arc::new(AtomicI64::new(0));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(subscribers + 1);
@@ -306,13 +326,6 @@ async fn bench() {
     for _ in 0..subscribers {
         ready_rx.recv().await.expect("a subscriber attached");
     }
-    let mut stalled = TcpStream::connect(server.addr)
-        .await
-        .expect("connect the stalled reader");
-    stalled
-        .write_all(format!("GET /v1/Channels/bench/Stream HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n\r\n").as_bytes())
-        .await
-        .expect("stalled request");
     let resident_before = resident_mb();
     let cpu_before = cpu_seconds();
     let started = Instant::now();
