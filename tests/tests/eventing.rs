@@ -320,8 +320,8 @@ async fn workspace(app: &TestApp, tenant: &Tenant) -> (String, String) {
     (ws, workflow["sid"].as_str().unwrap().to_string())
 }
 
-#[tokio::test]
-async fn a_new_task_reaches_a_stream_a_signed_webhook_and_a_module() {
+/// A host and an account with `examples/audit-subscriber` uploaded.
+async fn with_auditor() -> (TestApp, Tenant) {
     let app = spawn().await;
     let tenant = app.tenant().await;
     let (status, body) = app
@@ -333,6 +333,12 @@ async fn a_new_task_reaches_a_stream_a_signed_webhook_and_a_module() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    (app, tenant)
+}
+
+#[tokio::test]
+async fn a_new_task_reaches_a_stream_a_signed_webhook_and_a_module() {
+    let (app, tenant) = with_auditor().await;
     let tasks = channel(
         &app,
         &tenant,
@@ -861,17 +867,7 @@ async fn accounts_never_see_each_others_channels_or_events() {
 
 #[tokio::test]
 async fn an_event_subscriber_module_counts_and_publishes_alerts() {
-    let app = spawn().await;
-    let tenant = app.tenant().await;
-    let (status, body) = app
-        .upload(
-            &tenant,
-            "audit-subscriber",
-            "event-subscriber",
-            guest("audit_subscriber"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (app, tenant) = with_auditor().await;
     let audit = channel(
         &app,
         &tenant,
