@@ -13,6 +13,10 @@
 //!
 //! Run with `cargo bench -p switchboard-host --bench calls`.
 
+mod common;
+
+use common::resident_bytes;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,18 +51,6 @@ fn guests() -> std::path::PathBuf {
         "building the guests for wasm32-wasip2 failed"
     );
     target.join("wasm32-wasip2/release")
-}
-
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 4096
 }
 
 /// Cumulative bucket counts of a histogram in the Prometheus text, by upper bound.

@@ -42,65 +42,19 @@ use switchboard_host::events::Events;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod common;
+
+use common::{cpu_model, cpu_seconds, env_number, mb, ms, percentile, resident_bytes};
+
 const P99_TARGET_MS: f64 = 50.0;
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-fn resident_mb() -> f64 {
-    let pages = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
-    (pages * 4096) as f64 / f64::from(1 << 20)
-}
-
-fn cpu_seconds() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let fields: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
-            let user: f64 = fields.get(11)?.parse().ok()?;
-            let system: f64 = fields.get(12)?.parse().ok()?;
-            Some((user + system) / 100.0)
-        })
-        .unwrap_or(0.0)
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, name)| name.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-fn percentile(sorted: &[u64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0
-}
 
 /// What one reader saw.
 #[derive(Default)]
 struct Seen {
     events: u64,
     last_sequence: i64,
-    /// Publish → receive, microseconds (sampled readers only).
-    latencies_us: Vec<u64>,
+    /// Publish → receive (sampled readers only).
+    latencies: Vec<Duration>,
 }
 
 /// Reads one SSE connection until `stop`, counting events and (when `timed`) timing them.
@@ -163,7 +117,8 @@ async fn read_stream(
                         .take_while(char::is_ascii_digit)
                         .collect();
                     if let Ok(published) = digits.parse::<u64>() {
-                        seen.latencies_us.push(now_us.saturating_sub(published));
+                        seen.latencies
+                            .push(Duration::from_micros(now_us.saturating_sub(published)));
                     }
                 }
             }
@@ -174,14 +129,14 @@ async fn read_stream(
 }
 
 /// Publishes `total` events at `rate` per second (open loop); answers each publish call's
-/// duration in microseconds and the last sequence number.
+/// duration, sorted, and the last sequence number.
 async fn publish_paced(
     events: &Events,
     account: &str,
     total: usize,
     rate: usize,
     epoch: Instant,
-) -> (Vec<u64>, i64) {
+) -> (Vec<Duration>, i64) {
     let started = Instant::now();
     let last = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(total);
@@ -197,7 +152,7 @@ async fn publish_paced(
                 .await
                 .expect("publish");
             last.fetch_max(stored.sequence as u64, Ordering::Relaxed);
-            began.elapsed().as_micros() as u64
+            began.elapsed()
         }));
     }
     let mut durations = Vec::with_capacity(total);
@@ -282,8 +237,8 @@ async fn bench() {
 
     // Baseline: nobody listens.
     let (baseline, _) = publish_paced(&events, &account_sid, total, rate, epoch).await;
-    let baseline_p50 = percentile(&baseline, 0.5);
-    let baseline_p99 = percentile(&baseline, 0.99);
+    let baseline_p50 = ms(percentile(&baseline, 0.5));
+    let baseline_p99 = ms(percentile(&baseline, 0.99));
     println!(
         "  baseline (no subscriber): producer p50 {baseline_p50:.2} ms, p99 {baseline_p99:.2} ms"
     );
@@ -299,8 +254,8 @@ async fn bench() {
         .expect("stalled request");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (with_stalled, _) = publish_paced(&events, &account_sid, total, rate, epoch).await;
-    let stalled_p50 = percentile(&with_stalled, 0.5);
-    let stalled_p99 = percentile(&with_stalled, 0.99);
+    let stalled_p50 = ms(percentile(&with_stalled, 0.5));
+    let stalled_p99 = ms(percentile(&with_stalled, 0.99));
     println!(
         "  one subscriber that stopped reading: producer p50 {stalled_p50:.2} ms, p99 {stalled_p99:.2} ms; ratio to the baseline p50 {:.2}, p99 {:.2}",
         stalled_p50 / baseline_p50.max(0.001),
@@ -326,7 +281,7 @@ async fn bench() {
     for _ in 0..subscribers {
         ready_rx.recv().await.expect("a subscriber attached");
     }
-    let resident_before = resident_mb();
+    let resident_before = mb(resident_bytes());
     let cpu_before = cpu_seconds();
     let started = Instant::now();
     let (producer, last_sequence) = publish_paced(&events, &account_sid, total, rate, epoch).await;
@@ -348,13 +303,13 @@ async fn bench() {
         if seen.events as usize == total && seen.last_sequence == last_sequence {
             complete += 1;
         }
-        latencies.extend(seen.latencies_us);
+        latencies.extend(seen.latencies);
     }
     let cpu_used = cpu_seconds() - cpu_before;
     drop(stalled);
     latencies.sort_unstable();
     let expected = (total * subscribers) as u64;
-    let p99 = percentile(&latencies, 0.99);
+    let p99 = ms(percentile(&latencies, 0.99));
     println!(
         "  published {total} events in {publish_seconds:.2} s ({:.0} events/s)",
         total as f64 / publish_seconds
@@ -366,16 +321,16 @@ async fn bench() {
     println!(
         "  publish -> receive ({} samples from every 20th subscriber): p50 {:.2} ms, p99 {p99:.2} ms, max {:.2} ms (target p99 < {P99_TARGET_MS} ms: {})",
         latencies.len(),
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 1.0),
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 1.0)),
         if p99 < P99_TARGET_MS && complete == subscribers {
             "met"
         } else {
             "NOT met"
         }
     );
-    let p50 = percentile(&producer, 0.5);
-    let producer_p99 = percentile(&producer, 0.99);
+    let p50 = ms(percentile(&producer, 0.5));
+    let producer_p99 = ms(percentile(&producer, 0.99));
     println!(
         "  producer with subscribers and the stalled reader: p50 {p50:.2} ms, p99 {producer_p99:.2} ms; ratio to the baseline p50 {:.2}, p99 {:.2}",
         p50 / baseline_p50.max(0.001),
@@ -383,7 +338,7 @@ async fn bench() {
     );
     println!(
         "  resident {resident_before:.0} MB with the subscribers attached, {:.0} MB at the end; CPU {cpu_used:.1} s over {:.1} s",
-        resident_mb(),
+        mb(resident_bytes()),
         publish_seconds + drain_started.elapsed().as_secs_f64()
     );
     events.shutdown();

@@ -47,6 +47,10 @@
 //!
 //! Run with `cargo bench -p switchboard-host --bench queues`.
 
+mod common;
+
+use common::{env_number, mb, ms, percentile, resident_bytes};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -100,40 +104,6 @@ fn guests() -> std::path::PathBuf {
         "building the guests for wasm32-wasip2 failed"
     );
     target.join("wasm32-wasip2/release")
-}
-
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 4096
-}
-
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / f64::from(1 << 20)
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
 }
 
 /// Wait-state invocations so far, in total and those that did not end `ok`.

@@ -68,6 +68,10 @@
 //!
 //! Run with `cargo bench -p switchboard-host --bench routing`.
 
+mod common;
+
+use common::{cpu_model, cpu_seconds, env_number, mb, ms, percentile, resident_bytes};
+
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -102,66 +106,6 @@ const SINGLE_TASKS: usize = 300;
 const THROUGHPUT_TARGET: f64 = 5_000.0;
 const P99_TARGET_MS: f64 = 10.0;
 const RATIO_TARGET: f64 = 0.5;
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 4096
-}
-
-/// CPU time the process has used (user and system), from `/proc/self/stat` (in USER_HZ ticks,
-/// 100 per second).
-fn cpu_seconds() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let fields: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
-            let user: f64 = fields.get(11)?.parse().ok()?;
-            let system: f64 = fields.get(12)?.parse().ok()?;
-            Some((user + system) / 100.0)
-        })
-        .unwrap_or(0.0)
-}
-
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / f64::from(1 << 20)
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, name)| name.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
 
 /// Announces a phase on stderr with the time since the start, so a profiler can be attached to
 /// (or its samples cut to) one phase.

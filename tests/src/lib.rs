@@ -469,6 +469,20 @@ impl TestApp {
     }
 }
 
+/// POSTs a form as the tenant and answers the body, failing the test unless it succeeded.
+pub async fn post(app: &TestApp, tenant: &Tenant, path: &str, form: &[(&str, &str)]) -> Value {
+    let (status, body) = app.post_form(tenant, path, form).await;
+    assert!(status.is_success(), "POST {path} {form:?}: {status} {body}");
+    body
+}
+
+/// GETs as the tenant and answers the body, failing the test unless it was 200.
+pub async fn get(app: &TestApp, tenant: &Tenant, path: &str) -> Value {
+    let (status, body) = app.get(tenant, path).await;
+    assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+    body
+}
+
 /// The `type` of each timeline entry, in order.
 pub fn experience_types(timeline: &Value) -> Vec<String> {
     timeline["timeline"]

@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use switchboard_tests::{Tenant, TestApp, guest};
+use switchboard_tests::{Tenant, TestApp, get, guest, post};
 
 /// A host whose webhooks may target this machine and whose retries come quickly.
 async fn spawn() -> TestApp {
@@ -25,18 +25,6 @@ fn configure(config: &mut switchboard_host::config::Config) {
     config.events.retry_schedule_ms = vec![20, 40, 80];
     config.events.disable_after_failures = 5;
     config.events.webhook_timeout_ms = 1_000;
-}
-
-async fn post(app: &TestApp, tenant: &Tenant, path: &str, form: &[(&str, &str)]) -> Value {
-    let (status, body) = app.post_form(tenant, path, form).await;
-    assert!(status.is_success(), "POST {path} {form:?}: {status} {body}");
-    body
-}
-
-async fn get(app: &TestApp, tenant: &Tenant, path: &str) -> Value {
-    let (status, body) = app.get(tenant, path).await;
-    assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-    body
 }
 
 async fn channel(app: &TestApp, tenant: &Tenant, form: &[(&str, &str)]) -> String {
@@ -439,46 +427,18 @@ async fn types_and_filters_select_exactly_the_matching_events() {
     )
     .await;
     let mut stream = Sse::connect(&app, &tenant, &orders, None).await;
-    let wanted = publish(
-        &app,
-        &tenant,
-        "orders",
-        "order.created",
-        json!({"priority": 7, "region": "eu"}),
-    )
-    .await;
-    publish(
-        &app,
-        &tenant,
-        "orders",
-        "order.created",
-        json!({"priority": 3, "region": "eu"}),
-    )
-    .await;
-    publish(
-        &app,
-        &tenant,
-        "orders",
-        "order.created",
-        json!({"priority": 9, "region": "apac"}),
-    )
-    .await;
-    publish(
-        &app,
-        &tenant,
-        "orders",
-        "refund.created",
-        json!({"priority": 9, "region": "us"}),
-    )
-    .await;
-    let also = publish(
-        &app,
-        &tenant,
-        "orders",
-        "order.shipped",
-        json!({"priority": 6, "region": "us"}),
-    )
-    .await;
+    let mut published = Vec::new();
+    for (event_type, data) in [
+        ("order.created", json!({"priority": 7, "region": "eu"})),
+        ("order.created", json!({"priority": 3, "region": "eu"})),
+        ("order.created", json!({"priority": 9, "region": "apac"})),
+        ("refund.created", json!({"priority": 9, "region": "us"})),
+        ("order.shipped", json!({"priority": 6, "region": "us"})),
+    ] {
+        published.push(publish(&app, &tenant, "orders", event_type, data).await);
+    }
+    // Only the first and the last are of a selected type with priority > 5 in eu or us.
+    let (wanted, also) = (published[0], published[4]);
 
     assert_eq!(stream.next().await.id, wanted);
     assert_eq!(stream.next().await.id, also);

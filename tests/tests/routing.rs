@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 use switchboard_host::clock::ClockKind;
-use switchboard_tests::{HttpApp, Reply, Tenant, TestApp, guest};
+use switchboard_tests::{HttpApp, Reply, Tenant, TestApp, get, guest, post};
 
 /// A host on a manual clock, so reservation and step timeouts fire only when the test says.
 async fn spawn() -> TestApp {
@@ -36,18 +36,6 @@ impl Workspace {
     fn path(&self, rest: &str) -> String {
         format!("/v1/Workspaces/{}/{rest}", self.sid)
     }
-}
-
-async fn post(app: &TestApp, tenant: &Tenant, path: &str, form: &[(&str, &str)]) -> Value {
-    let (status, body) = app.post_form(tenant, path, form).await;
-    assert!(status.is_success(), "POST {path} {form:?}: {status} {body}");
-    body
-}
-
-async fn get(app: &TestApp, tenant: &Tenant, path: &str) -> Value {
-    let (status, body) = app.get(tenant, path).await;
-    assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-    body
 }
 
 async fn workspace(app: &TestApp, tenant: &Tenant, form: &[(&str, &str)]) -> Workspace {

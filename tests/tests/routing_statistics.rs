@@ -6,19 +6,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 use switchboard_host::clock::ClockKind;
-use switchboard_tests::{Tenant, TestApp, json};
-
-async fn post(app: &TestApp, tenant: &Tenant, path: &str, form: &[(&str, &str)]) -> Value {
-    let (status, body) = app.post_form(tenant, path, form).await;
-    assert!(status.is_success(), "POST {path} {form:?}: {status} {body}");
-    body
-}
-
-async fn get(app: &TestApp, tenant: &Tenant, path: &str) -> Value {
-    let (status, body) = app.get(tenant, path).await;
-    assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-    body
-}
+use switchboard_tests::{TestApp, get, json, post};
 
 fn sid(body: &Value) -> String {
     body["sid"].as_str().expect("sid").to_string()
