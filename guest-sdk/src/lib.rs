@@ -525,6 +525,26 @@ pub mod telephony {
         DialBuilder::new().client(identity)
     }
 
+    /// Whether the client `identity` has at least one registered endpoint now (a
+    /// [`presence::lookup`](crate::presence::lookup) that fails counts as offline).
+    ///
+    /// Pair it with [`dial_client`] to ring a client only when it can answer:
+    ///
+    /// ```no_run
+    /// use switchboard_guest::telephony::{self, Instruction};
+    ///
+    /// fn operator() -> Vec<Instruction> {
+    ///     if telephony::client_online("operator") {
+    ///         vec![telephony::dial_client("operator").timeout(20).action("module:after-operator").build()]
+    ///     } else {
+    ///         vec![telephony::enqueue("operator").build()]
+    ///     }
+    /// }
+    /// ```
+    pub fn client_online(identity: &str) -> bool {
+        crate::presence::lookup(identity).is_ok_and(|status| status.online)
+    }
+
     /// Starts a dial that bridges the caller to whoever waits at the head of the queue `name`;
     /// see [`dial_number`] and [`DialBuilder::queue_with_url`].
     pub fn dial_queue(name: impl Into<String>) -> DialBuilder {

@@ -38,6 +38,7 @@ pub struct App {
     pub routing: Routing,
     pub events: Events,
     pub media: Arc<crate::media::Media>,
+    pub presence: crate::presence::Presence,
     pub admin_token: String,
     pub metrics: PrometheusHandle,
 }
@@ -141,7 +142,17 @@ impl App {
                 .context("could not open the media cache")?,
         );
         let media_client = crate::media::MediaClient::in_process(media.clone());
+        let accounts = Accounts::new(db.clone());
+        let presence = crate::presence::Presence::new(
+            db.clone(),
+            writer.clone(),
+            clock.clone(),
+            config.presence.clone(),
+            accounts.clone(),
+            routing.clone(),
+        );
         let services = Arc::new(HostServices {
+            presence: presence.clone(),
             media: media_client.clone(),
             db: db.clone(),
             queues: queues.clone(),
@@ -160,7 +171,6 @@ impl App {
             config.modules.clone(),
             config.limits,
         );
-        let accounts = Accounts::new(db.clone());
         routing.attach(registry.clone(), accounts.clone(), runtime.clone());
         events.attach(registry.clone(), accounts.clone(), runtime.clone());
         events.start().await?;
@@ -176,8 +186,10 @@ impl App {
             queues.clone(),
             routing.clone(),
             media_client,
+            presence.clone(),
         );
         routing.attach_telephony(telephony.handle());
+        presence.attach_telephony(telephony.handle());
         telephony.recover().await?;
         let app = App {
             accounts,
@@ -187,6 +199,7 @@ impl App {
             routing,
             events,
             media,
+            presence,
             config,
             db,
             registry,
@@ -240,6 +253,11 @@ impl Server {
     pub async fn stop(self) -> anyhow::Result<()> {
         // Live event streams never end by themselves; end them so the graceful shutdown can finish.
         self.state.events.shutdown();
+        // Client sockets neither: close them, which also takes their endpoints offline.
+        self.state
+            .presence
+            .stop(std::time::Duration::from_secs(2))
+            .await;
         let _ = self.shutdown.send(true);
         self.task.await??;
         self.state

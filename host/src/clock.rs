@@ -92,6 +92,23 @@ impl Clock {
         }
     }
 
+    /// Sleeps until the clock reads `deadline_ms` (Unix ms). Unlike [`Clock::sleep_ms`], a manual
+    /// clock advanced between computing the deadline and starting to sleep cannot push it back.
+    pub async fn sleep_until_ms(&self, deadline_ms: i64) {
+        match &self.manual {
+            None => self.sleep_ms(deadline_ms - crate::store::now_ms()).await,
+            Some(manual) => {
+                if manual.now.load(Ordering::SeqCst) >= deadline_ms {
+                    return;
+                }
+                self.sleepers.fetch_add(1, Ordering::SeqCst);
+                let _sleeping = Sleeping(self.sleepers.clone());
+                let mut changed = manual.changed.subscribe();
+                let _ = changed.wait_for(|now| *now >= deadline_ms).await;
+            }
+        }
+    }
+
     /// Moves a manual clock forward, waking every sleeper whose time has come. Returns the new time,
     /// or `None` on the system clock, which cannot be moved.
     pub fn advance(&self, ms: i64) -> Option<i64> {

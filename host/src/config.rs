@@ -25,6 +25,7 @@ pub struct Config {
     pub telephony: TelephonySettings,
     pub events: EventSettings,
     pub media: MediaSettings,
+    pub presence: PresenceSettings,
 }
 
 impl Default for Config {
@@ -40,6 +41,7 @@ impl Default for Config {
             telephony: TelephonySettings::default(),
             events: EventSettings::default(),
             media: MediaSettings::default(),
+            presence: PresenceSettings::default(),
         }
     }
 }
@@ -149,6 +151,32 @@ impl Default for EventSettings {
             allow_private_targets: false,
             default_retention_seconds: 7 * 24 * 3600,
             stream_buffer: 4_096,
+        }
+    }
+}
+
+/// How clients register and stay present.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceSettings {
+    /// Seconds a client is told to leave between heartbeats.
+    pub heartbeat_interval_seconds: u64,
+    /// Seconds an endpoint stays registered after its last heartbeat: a client that misses two
+    /// heartbeats and a half is offline.
+    pub lease_seconds: u64,
+    /// Seconds of clock skew allowed when checking a token's `exp` and `nbf`.
+    pub token_leeway_seconds: u64,
+    /// Endpoints one identity may hold at once (a new one beyond that is refused).
+    pub max_endpoints_per_identity: usize,
+}
+
+impl Default for PresenceSettings {
+    fn default() -> Self {
+        PresenceSettings {
+            heartbeat_interval_seconds: 30,
+            lease_seconds: 75,
+            token_leeway_seconds: 30,
+            max_endpoints_per_identity: 10,
         }
     }
 }

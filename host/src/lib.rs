@@ -12,6 +12,7 @@ pub mod media;
 pub mod metering;
 pub mod modules;
 pub mod net;
+pub mod presence;
 pub mod queues;
 pub mod routing;
 pub mod runtime;

@@ -34,6 +34,59 @@ enum Command {
     Module(ModuleCommand),
     /// Tenant: usage totals per module and version.
     Usage(UsageArgs),
+    /// Tenant: create, list and delete the API keys that sign access tokens.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Mint an access token for a client, offline, from an API key (for development: production
+    /// backends mint their own, e.g. with the reference platform's helper libraries).
+    Token(TokenArgs),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create a key and print its sid and secret (the secret is shown only this once).
+    Create {
+        #[command(flatten)]
+        credentials: TenantCredentials,
+        /// A name for people.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List the account's keys.
+    List {
+        #[command(flatten)]
+        credentials: TenantCredentials,
+    },
+    /// Delete a key, revoking every token it signed.
+    Delete {
+        #[command(flatten)]
+        credentials: TenantCredentials,
+        sid: String,
+    },
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    #[arg(long, env = "SWITCHBOARD_ACCOUNT_SID")]
+    account_sid: String,
+    /// The API key's sid (SK...).
+    #[arg(long, env = "SWITCHBOARD_API_KEY_SID")]
+    key_sid: String,
+    /// The API key's secret, as printed when the key was created.
+    #[arg(long, env = "SWITCHBOARD_API_KEY_SECRET", hide_env_values = true)]
+    key_secret: String,
+    /// The client identity the token registers as.
+    #[arg(long)]
+    identity: String,
+    /// Leave out the incoming grant (the client then cannot register to receive calls).
+    #[arg(long)]
+    no_incoming: bool,
+    /// Let the client place calls that run this application (AP...).
+    #[arg(long)]
+    outgoing_application: Option<String>,
+    /// Seconds the token is valid, at most 86400.
+    #[arg(long, default_value_t = 3600)]
+    ttl: i64,
 }
 
 #[derive(Args)]
@@ -233,6 +286,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .send()
             .await;
             print_response(response).await
+        }
+        Command::Key(KeyCommand::Create { credentials, name }) => {
+            let response = tenant(&credentials, reqwest::Method::POST, "/v1/Keys")
+                .form(&[("FriendlyName", name)])
+                .send()
+                .await;
+            print_response(response).await
+        }
+        Command::Key(KeyCommand::List { credentials }) => {
+            let response = tenant(&credentials, reqwest::Method::GET, "/v1/Keys")
+                .send()
+                .await;
+            print_response(response).await
+        }
+        Command::Key(KeyCommand::Delete { credentials, sid }) => {
+            let response = tenant(
+                &credentials,
+                reqwest::Method::DELETE,
+                &format!("/v1/Keys/{sid}"),
+            )
+            .send()
+            .await;
+            print_response(response).await
+        }
+        Command::Token(args) => {
+            if !(1..=switchboard_host::presence::token::MAX_LIFETIME_SECONDS).contains(&args.ttl) {
+                bail!("--ttl must be from 1 to 86400 seconds");
+            }
+            let spec = switchboard_host::presence::token::TokenSpec {
+                account_sid: args.account_sid,
+                key_sid: args.key_sid,
+                key_secret: args.key_secret,
+                identity: args.identity,
+                incoming: !args.no_incoming,
+                outgoing_application_sid: args.outgoing_application,
+                issued_at: switchboard_host::store::now_ms() / 1000,
+                ttl_seconds: args.ttl,
+            };
+            println!("{}", switchboard_host::presence::token::mint(&spec)?);
+            Ok(())
         }
         Command::Usage(args) => {
             let mut query = Vec::new();

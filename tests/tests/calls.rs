@@ -101,7 +101,7 @@ async fn ivr_call_goes_through_menu_and_branch_with_segments_metered() {
     assert_eq!(
         says(&timeline),
         [
-            "Welcome to switchboard. Press 1 for sales, 2 for support.",
+            "Welcome to switchboard. Press 1 for sales, 2 for support, 0 for the operator.",
             "Connecting you to support."
         ]
     );
@@ -139,7 +139,7 @@ async fn ivr_call_goes_through_menu_and_branch_with_segments_metered() {
     assert_eq!(list[0]["invocations"], 1);
     assert_eq!(
         list[0]["tts_characters"],
-        "Welcome to switchboard. Press 1 for sales, 2 for support.".len()
+        "Welcome to switchboard. Press 1 for sales, 2 for support, 0 for the operator.".len()
     );
     assert!(list[0]["fuel_consumed"].as_i64().unwrap_or(0) > 0);
     assert_eq!(list[1]["uri"], "module:ivr-desk@1");
@@ -249,9 +249,9 @@ async fn invalid_choice_returns_to_the_menu_and_silence_ends_the_call() {
     assert_eq!(
         says(&timeline),
         [
-            "Welcome to switchboard. Press 1 for sales, 2 for support.",
+            "Welcome to switchboard. Press 1 for sales, 2 for support, 0 for the operator.",
             "Sorry, that is not a valid choice.",
-            "Welcome to switchboard. Press 1 for sales, 2 for support.",
+            "Welcome to switchboard. Press 1 for sales, 2 for support, 0 for the operator.",
             "We did not receive any input. Goodbye.",
         ],
         "{timeline:#}"
@@ -476,10 +476,6 @@ async fn failing_http_applications_fall_back_with_the_right_error_code() {
                 ..Reply::twiml("<Response/>")
             },
         ),
-        (
-            "/dial-client",
-            Reply::twiml("<Response><Dial><Client>alice</Client></Dial></Response>"),
-        ),
         ("/fallback", Reply::twiml(fallback)),
     ])
     .await;
@@ -493,7 +489,6 @@ async fn failing_http_applications_fall_back_with_the_right_error_code() {
         ("/bad-gather", 12200),
         ("/no-type", 12300),
         ("/nowhere", 11200),
-        ("/dial-client", 31009),
     ];
     for (index, (path, code)) in cases.iter().enumerate() {
         let number = format!("+1415555013{index}");

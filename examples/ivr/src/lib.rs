@@ -1,5 +1,5 @@
-//! The menu of the IVR demo: asks the caller to press 1 for sales or 2 for support and sends the
-//! key to `module:ivr-desk`. A caller who presses nothing hears a goodbye and is hung up on.
+//! The menu of the IVR demo: asks the caller to press 1 for sales, 2 for support or 0 for the
+//! operator, and sends the key to `module:ivr-desk`. A caller who presses nothing hears a goodbye and is hung up on.
 //!
 //! The prompt is a one-digit gather; when it times out without input the call falls through to the
 //! instructions after it, which is where the goodbye lives.
@@ -30,7 +30,7 @@ fn menu() -> Instruction {
         .num_digits(1)
         .timeout(5)
         .action(DESK)
-        .say("Welcome to switchboard. Press 1 for sales, 2 for support.")
+        .say("Welcome to switchboard. Press 1 for sales, 2 for support, 0 for the operator.")
         .build()
 }
 

@@ -119,6 +119,18 @@ error_codes! {
         "Custom events can only be published to a channel created or updated with AllowPublish=true.";
     WebhookTargetRefused = 50002, BAD_REQUEST, "Webhook target not allowed",
         "Webhooks must be http(s) URLs of public addresses; an operator can allow private ones with events.allow_private_targets.";
+    InvalidAccessToken = 51001, UNAUTHORIZED, "Invalid access token",
+        "Mint the token with an API key of this account (POST /v1/Keys): a JWT signed HS256 with the key's secret, header cty \"twilio-fpa;v=1\", iss the key's sid, sub the account's sid and grants.identity set.";
+    AccessTokenExpired = 51002, UNAUTHORIZED, "Access token expired",
+        "Mint a new token (its exp is in the past or its nbf in the future; check the minting machine's clock) and connect again.";
+    AccessTokenRevoked = 51003, UNAUTHORIZED, "Access token revoked",
+        "The API key that signed the token was deleted, or the account is suspended; mint tokens with a current key.";
+    GrantMissing = 51004, FORBIDDEN, "Grant missing",
+        "The token does not allow this: registering needs grants.voice.incoming.allow = true, placing calls needs grants.voice.outgoing.application_sid.";
+    TooManyEndpoints = 51005, CONFLICT, "Too many endpoints",
+        "This identity already holds as many endpoints as presence.max_endpoints_per_identity allows; close one first.";
+    ClientMessageInvalid = 51006, BAD_REQUEST, "Invalid client message",
+        "Send JSON objects with a type of heartbeat, accept, reject, call, hangup or token; the message names what is wrong.";
     ClockNotManual = 31012, CONFLICT, "The clock is not manual",
         "Only a host started with telephony.clock = \"manual\" can have its clock advanced.";
     MediaFetchFailed = 32001, BAD_GATEWAY, "Media could not be fetched",

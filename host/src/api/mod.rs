@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::edge::sim::api::routes())
         .merge(crate::events::api::routes())
         .merge(crate::media::api::routes())
+        .merge(crate::presence::api::routes())
         .fallback(not_found)
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_| {
@@ -438,6 +439,14 @@ async fn fetch_error(Path(code): Path<u32>) -> ApiResult<Json<ErrorEntry>> {
         crate::media::api::upload_media,
         crate::media::api::fetch_media,
         crate::media::api::cache_statistics,
+        crate::presence::api::create_key,
+        crate::presence::api::list_keys,
+        crate::presence::api::fetch_key,
+        crate::presence::api::update_key,
+        crate::presence::api::delete_key,
+        crate::presence::api::connect,
+        crate::presence::api::list_clients,
+        crate::presence::api::fetch_client,
     ),
     modifiers(&Security),
 )]

@@ -826,6 +826,61 @@ impl Routing {
         self.inner.timers.forget_workspace(workspace_sid);
     }
 
+    /// Moves workers reached as `contact_uri` (a `client:NAME`) with their client's presence, in
+    /// every workspace of the account that binds activities to presence: to its offline activity,
+    /// rejecting their pending reservations, when the client's last endpoint goes; back to its
+    /// online activity, if they are still in the offline one, when it returns.
+    pub async fn follow_presence(&self, account_sid: &str, contact_uri: &str, online: bool) {
+        for space in self.workspaces(account_sid) {
+            let (workspace_sid, offline_activity, online_activity) = {
+                let guard = lock(&space);
+                let w = &guard.workspace;
+                (
+                    w.sid.clone(),
+                    w.presence_offline_activity_sid.clone(),
+                    w.presence_online_activity_sid.clone(),
+                )
+            };
+            let Some(offline_activity) = offline_activity else {
+                continue;
+            };
+            let target = if online {
+                match online_activity {
+                    Some(activity) => activity,
+                    None => continue,
+                }
+            } else {
+                offline_activity.clone()
+            };
+            let result = self
+                .run(&workspace_sid, &space, |space, fx| {
+                    let bound: Vec<String> = space
+                        .workers
+                        .values()
+                        .filter(|w| {
+                            w.attributes.get("contact_uri").and_then(|v| v.as_str())
+                                == Some(contact_uri)
+                        })
+                        .filter(|w| !online || w.activity_sid == offline_activity)
+                        .map(|w| w.sid.clone())
+                        .collect();
+                    for worker_sid in bound {
+                        space.set_activity(fx, &worker_sid, &target);
+                        if online {
+                            space.offer_worker(fx, &worker_sid);
+                        } else {
+                            space.reject_pending_of(fx, &worker_sid);
+                        }
+                    }
+                    Ok(())
+                })
+                .await;
+            if let Err(error) = result {
+                tracing::warn!(workspace = %workspace_sid, %contact_uri, %error, "workers could not follow their client's presence");
+            }
+        }
+    }
+
     /// The account's workspaces.
     pub fn workspaces(&self, account_sid: &str) -> Vec<Arc<Mutex<Space>>> {
         let spaces = self.inner.spaces.read().unwrap_or_else(|p| p.into_inner());

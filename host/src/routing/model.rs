@@ -22,6 +22,12 @@ pub struct Workspace {
     pub multi_task_enabled: bool,
     pub default_activity_sid: Option<String>,
     pub timeout_activity_sid: Option<String>,
+    /// Where workers reached as `client:NAME` go when NAME's last endpoint disconnects (and their
+    /// pending reservations are rejected); `None` = their activity ignores presence.
+    pub presence_offline_activity_sid: Option<String>,
+    /// Where such workers go when NAME comes back online, if they are still in the offline
+    /// activity; `None` = they stay until moved.
+    pub presence_online_activity_sid: Option<String>,
     pub prioritize_queue_order: String,
     pub date_created: i64,
     pub date_updated: i64,

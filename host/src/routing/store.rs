@@ -17,12 +17,13 @@ fn flag(value: bool) -> Param {
 
 pub fn workspace_row(w: &Workspace) -> Statement {
     Statement::new(
-        "INSERT INTO workspaces (sid, account_sid, friendly_name, event_callback_url, events_filter, multi_task_enabled, default_activity_sid, timeout_activity_sid, prioritize_queue_order, date_created, date_updated)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        "INSERT INTO workspaces (sid, account_sid, friendly_name, event_callback_url, events_filter, multi_task_enabled, default_activity_sid, timeout_activity_sid, prioritize_queue_order, date_created, date_updated, presence_offline_activity_sid, presence_online_activity_sid)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          ON CONFLICT (sid) DO UPDATE SET friendly_name = excluded.friendly_name, event_callback_url = excluded.event_callback_url,
            events_filter = excluded.events_filter, multi_task_enabled = excluded.multi_task_enabled,
            default_activity_sid = excluded.default_activity_sid, timeout_activity_sid = excluded.timeout_activity_sid,
-           prioritize_queue_order = excluded.prioritize_queue_order, date_updated = excluded.date_updated",
+           prioritize_queue_order = excluded.prioritize_queue_order, date_updated = excluded.date_updated,
+           presence_offline_activity_sid = excluded.presence_offline_activity_sid, presence_online_activity_sid = excluded.presence_online_activity_sid",
         vec![
             w.sid.clone().into(),
             w.account_sid.clone().into(),
@@ -35,6 +36,8 @@ pub fn workspace_row(w: &Workspace) -> Statement {
             w.prioritize_queue_order.clone().into(),
             w.date_created.into(),
             w.date_updated.into(),
+            w.presence_offline_activity_sid.clone().into(),
+            w.presence_online_activity_sid.clone().into(),
         ],
     )
 }
@@ -420,7 +423,8 @@ pub async fn load(db: &Db, sid: &str) -> Result<Option<StoredWorkspace>, sqlx::E
     let pool = db.pool();
     let Some(row) = sqlx::query(
         "SELECT sid, account_sid, friendly_name, event_callback_url, events_filter, multi_task_enabled, default_activity_sid,
-                timeout_activity_sid, prioritize_queue_order, date_created, date_updated FROM workspaces WHERE sid = $1",
+                timeout_activity_sid, prioritize_queue_order, date_created, date_updated, presence_offline_activity_sid,
+                presence_online_activity_sid FROM workspaces WHERE sid = $1",
     )
     .bind(sid)
     .fetch_optional(pool)
@@ -437,6 +441,8 @@ pub async fn load(db: &Db, sid: &str) -> Result<Option<StoredWorkspace>, sqlx::E
         multi_task_enabled: flag_of(&row, "multi_task_enabled")?,
         default_activity_sid: row.try_get("default_activity_sid")?,
         timeout_activity_sid: row.try_get("timeout_activity_sid")?,
+        presence_offline_activity_sid: row.try_get("presence_offline_activity_sid")?,
+        presence_online_activity_sid: row.try_get("presence_online_activity_sid")?,
         prioritize_queue_order: row.try_get("prioritize_queue_order")?,
         date_created: row.try_get("date_created")?,
         date_updated: row.try_get("date_updated")?,

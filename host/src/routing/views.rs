@@ -35,6 +35,8 @@ pub fn workspace(base: &str, space: &Space) -> Value {
         "events_filter": w.events_filter,
         "friendly_name": w.friendly_name,
         "multi_task_enabled": w.multi_task_enabled,
+        "presence_offline_activity_sid": w.presence_offline_activity_sid,
+        "presence_online_activity_sid": w.presence_online_activity_sid,
         "prioritize_queue_order": w.prioritize_queue_order,
         "sid": w.sid,
         "timeout_activity_name": w.timeout_activity_sid.as_deref().map(|a| space.activity_name(a)),

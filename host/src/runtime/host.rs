@@ -1,8 +1,7 @@
 //! What a guest can reach: the per-invocation store data and the host side of every WIT interface.
 //!
-//! `kv`, `log`, `queues` and `media` are served here in full. The routing, presence and event
-//! primitives answer with a clear "not available" error until their domains provide them, so a
-//! module that imports them still links and can handle the error.
+//! Each interface is a thin adapter onto its domain's facade, scoped to the invocation's account:
+//! `kv` and `log` here, `queues`, `distribution`, `presence`, `media` and `events` in their domains.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +31,7 @@ pub struct HostServices {
     pub routing: crate::routing::Routing,
     pub events: crate::events::Events,
     pub media: crate::media::MediaClient,
+    pub presence: crate::presence::Presence,
 }
 
 /// Who is running: the account and module an invocation belongs to, for scoping and logging.
@@ -124,12 +124,6 @@ impl Invocation {
             .unwrap_or_else(
                 |_| Err("the invocation's deadline passed while the host worked".into()),
             )
-    }
-
-    fn unavailable(interface: &str) -> String {
-        format!(
-            "the {interface} interface is not available on this host yet; handle this error or avoid calling it"
-        )
     }
 }
 
@@ -653,10 +647,25 @@ impl distribution::Host for Invocation {
 impl presence::Host for Invocation {
     async fn lookup(
         &mut self,
-        _identity: String,
+        identity: String,
     ) -> wasmtime::Result<Result<presence::PresenceStatus, String>> {
         self.charge()?;
-        Ok(Err(Self::unavailable("presence")))
+        let status = self
+            .services
+            .presence
+            .lookup(&self.principal.account_sid, &identity);
+        Ok(Ok(presence::PresenceStatus {
+            identity: status.identity,
+            online: status.online,
+            endpoints: status
+                .endpoints
+                .into_iter()
+                .map(|endpoint| presence::Endpoint {
+                    id: endpoint.id,
+                    connected_at: crate::store::rfc3339(endpoint.connected_at),
+                })
+                .collect(),
+        }))
     }
 }
 

@@ -348,6 +348,13 @@ pub async fn create_call(
             .ok_or_else(|| ApiError::invalid(format!("{name} is required")))
     };
     let to = required("To")?;
+    if let Some(identity) = to.strip_prefix("client:") {
+        crate::telephony::twiml::check_identity(identity).map_err(|reason| {
+            ApiError::invalid(format!(
+                "To names the client {identity:?}, which is not a valid identity: {reason}"
+            ))
+        })?;
+    }
     let from = required("From")?;
     let method = |name: &str| {
         form.get(name)

@@ -53,6 +53,8 @@ pub struct Core {
     pub queues: Queues,
     /// Tasks of callers enqueued with a workflow.
     pub routing: crate::routing::Routing,
+    /// Registered clients, for `client:NAME` calls and dials.
+    pub presence: crate::presence::Presence,
     live: Mutex<HashMap<String, Live>>,
     /// Set once the host begins to stop: queued callers then keep their place instead of leaving.
     stopping: AtomicBool,
@@ -148,6 +150,7 @@ impl Telephony {
         queues: Queues,
         routing: crate::routing::Routing,
         media: crate::media::MediaClient,
+        presence: crate::presence::Presence,
     ) -> Self {
         let http = handler::http_client(&settings);
         Telephony(Arc::new(Core {
@@ -162,6 +165,7 @@ impl Telephony {
             http,
             queues,
             routing,
+            presence,
             live: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
         }))
@@ -363,6 +367,89 @@ impl Telephony {
             None,
         );
         Ok(resource)
+    }
+
+    /// A call placed by a registered client over its socket: it runs the application its token's
+    /// outgoing grant names, with `From=client:IDENTITY`, as an inbound call from the client (the
+    /// reference platform's convention). The client hears when it ends.
+    pub async fn client_call(
+        &self,
+        account_sid: &str,
+        call: crate::presence::ClientCall,
+    ) -> ApiResult<String> {
+        let account = self
+            .0
+            .accounts
+            .get(account_sid)
+            .await?
+            .ok_or_else(|| ApiError::not_found(account_sid))?;
+        let voice = resources::application_voice(&self.0.db, account_sid, &call.application_sid)
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::GrantMissing,
+                    format!(
+                        "The token's outgoing grant names application {}, which this account does not have",
+                        call.application_sid
+                    ),
+                )
+            })?;
+        let url = voice.voice_url.clone().ok_or_else(|| {
+            ApiError::new(
+                Code::GrantMissing,
+                format!(
+                    "Application {} has no VoiceUrl to run the client's calls",
+                    call.application_sid
+                ),
+            )
+        })?;
+        let now = self.0.clock.now_ms();
+        let from = format!("client:{}", call.identity);
+        let record = CallRecord {
+            application_sid: Some(call.application_sid.clone()),
+            url: Some(url.clone()),
+            fallback_url: voice.voice_fallback_url.clone(),
+            status_callback: voice.status_callback.clone(),
+            status_callback_method: voice.status_callback_method.clone(),
+            ..CallRecord::new(
+                account_sid,
+                &from,
+                &call.to,
+                CallDirection::Inbound,
+                CallStatus::Ringing,
+                now,
+            )
+        };
+        self.0
+            .writer
+            .submit(vec![record.insert()])
+            .wait()
+            .await
+            .map_err(|error| ApiError::new(Code::Unavailable, error.to_string()))?;
+        let handlers = Handlers {
+            url,
+            method: voice.voice_method.clone(),
+            fallback_url: voice.voice_fallback_url.clone(),
+            fallback_method: voice.voice_fallback_method.clone(),
+        };
+        let mut parameters = vec![("ApplicationSid".to_string(), call.application_sid.clone())];
+        parameters.extend(call.parameters);
+        let attachment = self.0.presence.attach_caller(
+            account_sid,
+            &call.identity,
+            &call.endpoint_id,
+            &record.sid,
+        );
+        let sid = record.sid.clone();
+        Session::start_for_client(
+            self.0.clone(),
+            account,
+            record,
+            handlers,
+            parameters,
+            attachment,
+        );
+        Ok(sid)
     }
 
     /// Hands an action to a live call of the account: 404 for calls the account does not have,

@@ -321,7 +321,7 @@ fn check_number(number: &str) -> Result<(), String> {
     }
 }
 
-fn check_identity(identity: &str) -> Result<(), String> {
+pub(crate) fn check_identity(identity: &str) -> Result<(), String> {
     if identity.is_empty() {
         return Err("it is empty".into());
     }

@@ -72,6 +72,8 @@ pub async fn create_workspace(
         multi_task_enabled: multi_task,
         default_activity_sid: Some(offline.clone()),
         timeout_activity_sid: Some(offline),
+        presence_offline_activity_sid: None,
+        presence_online_activity_sid: None,
         prioritize_queue_order: order.to_string(),
         date_created: now,
         date_updated: now,
@@ -169,8 +171,13 @@ pub async fn update_workspace(
     state
         .routing
         .transition(&caller.account_sid, &ws, |space, fx| {
-            for field in ["DefaultActivitySid", "TimeoutActivitySid"] {
-                if let Some(sid) = form.get(field)
+            for field in [
+                "DefaultActivitySid",
+                "TimeoutActivitySid",
+                "PresenceOfflineActivitySid",
+                "PresenceOnlineActivitySid",
+            ] {
+                if let Some(sid) = form.get(field).filter(|sid| !sid.is_empty())
                     && space.activity(sid).is_none()
                 {
                     return Err(ApiError::invalid(format!(
@@ -204,6 +211,13 @@ pub async fn update_workspace(
             }
             if let Some(sid) = form.get("TimeoutActivitySid") {
                 w.timeout_activity_sid = Some(sid.to_string());
+            }
+            // An empty value unbinds workers from presence.
+            if let Some(sid) = form.get("PresenceOfflineActivitySid") {
+                w.presence_offline_activity_sid = (!sid.is_empty()).then(|| sid.to_string());
+            }
+            if let Some(sid) = form.get("PresenceOnlineActivitySid") {
+                w.presence_online_activity_sid = (!sid.is_empty()).then(|| sid.to_string());
             }
             let now = space.now();
             let w = &mut space.workspace;
@@ -414,8 +428,8 @@ pub async fn delete_activity(
         .transition(&caller.account_sid, &ws, |space, fx| {
             space.activity(&sid).ok_or_else(|| not_found(&sid))?;
             let w = &space.workspace;
-            if w.default_activity_sid.as_deref() == Some(sid.as_str()) || w.timeout_activity_sid.as_deref() == Some(sid.as_str()) {
-                return Err(ApiError::new(Code::Conflict, "The activity is the workspace's default or timeout activity; change those first"));
+            if [&w.default_activity_sid, &w.timeout_activity_sid, &w.presence_offline_activity_sid, &w.presence_online_activity_sid].iter().any(|a| a.as_deref() == Some(sid.as_str())) {
+                return Err(ApiError::new(Code::Conflict, "The activity is the workspace's default, timeout or presence activity; change those first"));
             }
             if space.workers.values().any(|w| w.activity_sid == sid) {
                 return Err(ApiError::new(Code::Conflict, "Workers are in this activity; move them to another first"));

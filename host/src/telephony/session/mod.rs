@@ -212,6 +212,11 @@ pub struct Session {
     /// Set when the host stopped while the caller waited in a queue: the call is left as it is,
     /// and resumes waiting at the next start.
     suspended: bool,
+    /// Parameters of the first request only (a client's call parameters).
+    first_parameters: Vec<(String, String)>,
+    /// Registered clients this call rings or is connected to; dropped when the call ends, which
+    /// tells them.
+    attachments: Vec<crate::presence::CallAttachment>,
 }
 
 impl Session {
@@ -225,6 +230,22 @@ impl Session {
         arrived: Option<std::time::Instant>,
     ) {
         let session = Self::register(core, account, record, handlers, ring_timeout_s, arrived);
+        tokio::spawn(session.run());
+    }
+
+    /// Starts a call a registered client placed: its first request carries `parameters`, and the
+    /// client's endpoint is told when it ends.
+    pub fn start_for_client(
+        core: Arc<Core>,
+        account: Account,
+        record: CallRecord,
+        handlers: Handlers,
+        parameters: Vec<(String, String)>,
+        attachment: Option<crate::presence::CallAttachment>,
+    ) {
+        let mut session = Self::register(core, account, record, Some(handlers), 0, None);
+        session.first_parameters = parameters;
+        session.attachments.extend(attachment);
         tokio::spawn(session.run());
     }
 
@@ -276,6 +297,8 @@ impl Session {
             arrived,
             inbox: None,
             suspended: false,
+            first_parameters: Vec::new(),
+            attachments: Vec::new(),
         }
     }
 
@@ -302,13 +325,15 @@ impl Session {
             self.end(Party::System).await;
             return self.finish().await;
         };
-        let by = self
-            .drive(Flow::Fetch(Request::new(
+        let first = Request {
+            parameters: std::mem::take(&mut self.first_parameters),
+            ..Request::new(
                 handlers.url.clone(),
                 handlers.method.clone(),
                 Trigger::Incoming,
-            )))
-            .await;
+            )
+        };
+        let by = self.drive(Flow::Fetch(first)).await;
         if !self.suspended {
             self.end(by).await;
         }
@@ -329,6 +354,22 @@ impl Session {
 
     /// Rings the called party of an outbound call; true once it answers.
     async fn ring_outbound(&mut self) -> bool {
+        let record = self.leg.record();
+        if let Some(identity) = record.to.strip_prefix("client:") {
+            let call = crate::presence::IncomingCall {
+                call_sid: record.sid.clone(),
+                from: record.from.clone(),
+                to: record.to.clone(),
+            };
+            match self.core.presence.ring(&self.account.sid, identity, call) {
+                Some(attachment) => self.attachments.push(attachment),
+                // An offline client is not rung at all.
+                None => {
+                    self.set_status(&self.leg.clone(), CallStatus::NoAnswer, Some(Party::System));
+                    return false;
+                }
+            }
+        }
         self.set_status(&self.leg.clone(), CallStatus::Ringing, None);
         let sid = self.leg.sid();
         let deadline = self.core.clock.now_ms() + i64::from(self.ring_timeout_s) * 1000;
@@ -1001,11 +1042,12 @@ impl Session {
         for target in &dial.targets {
             match target {
                 DialTarget::Number { number } => numbers.push(number.clone()),
-                DialTarget::Client { .. } => {
-                    return Some(Flow::Failed(HandlerError::new(
-                        Code::VerbNotAvailable,
-                        "dial client: presence is not available on this host yet",
-                    )));
+                // An offline client is not rung: with nobody else to ring, the dial ends
+                // `no-answer` at once.
+                DialTarget::Client { identity } => {
+                    if self.core.presence.is_online(&self.account.sid, identity) {
+                        numbers.push(format!("client:{identity}"));
+                    }
                 }
                 DialTarget::Queue { name, url } => {
                     return self.dial_queue(name, url.as_deref(), dial, request).await;
@@ -1024,7 +1066,8 @@ impl Session {
             .caller_id
             .clone()
             .unwrap_or_else(|| self.leg.record().from);
-        let legs = self.open_legs(numbers, &caller_id);
+        // Clients rung are told when the dial is over, when this goes out of scope.
+        let (legs, _rung_clients) = self.open_legs(numbers, &caller_id);
         let (outcome, answered) = self.ring_legs(&legs, dial.timeout_seconds).await;
         let mut result = match outcome {
             Ok(status) => (status, None, 0),
@@ -1056,8 +1099,15 @@ impl Session {
         })
     }
 
-    /// Creates a ringing leg to each number, as children of this call.
-    fn open_legs(&mut self, numbers: Vec<String>, caller_id: &str) -> Vec<Leg> {
+    /// Creates a ringing leg to each number (or `client:NAME`), as children of this call. Clients are
+    /// rung through presence; the attachments tell them when the dial is over, so the caller keeps
+    /// them until then. A client gone offline since the lookup gets no ringing leg.
+    fn open_legs(
+        &mut self,
+        numbers: Vec<String>,
+        caller_id: &str,
+    ) -> (Vec<Leg>, Vec<crate::presence::CallAttachment>) {
+        let mut attachments = Vec::new();
         let parent = self.leg.record();
         let now = self.core.clock.now_ms();
         let mut legs = Vec::new();
@@ -1086,10 +1136,25 @@ impl Session {
                     to: record.to.clone(),
                 },
             );
+            if let Some(identity) = record.to.strip_prefix("client:") {
+                let call = crate::presence::IncomingCall {
+                    call_sid: record.sid.clone(),
+                    from: record.from.clone(),
+                    to: record.to.clone(),
+                };
+                match self.core.presence.ring(&self.account.sid, identity, call) {
+                    Some(attachment) => attachments.push(attachment),
+                    None => {
+                        self.set_status(&leg, CallStatus::NoAnswer, Some(Party::System));
+                        self.core.unregister(&record.sid);
+                        continue;
+                    }
+                }
+            }
             self.set_status(&leg, CallStatus::Ringing, None);
             legs.push(leg);
         }
-        legs
+        (legs, attachments)
     }
 
     /// Rings until one leg answers (returned), all decline, the timeout passes, or the caller

@@ -614,7 +614,8 @@ impl Session {
     /// caller waits on (its task is routed again).
     async fn ring_worker(&mut self, seat: &Seat, ring: Ring) -> Option<Exit> {
         let caller_id = ring.from.unwrap_or_else(|| self.leg.record().from);
-        let legs = self.open_legs(vec![ring.to], &caller_id);
+        // A worker reached as client:NAME is rung through presence until the bridge ends.
+        let (legs, _rung_clients) = self.open_legs(vec![ring.to], &caller_id);
         let (outcome, answered) = self.ring_legs(&legs, ring.timeout_seconds).await;
         let call_sid = self.leg.sid();
         let Some(leg) = answered else {
