@@ -181,6 +181,19 @@ async fn events_of(app: &TestApp, tenant: &Tenant, kind: &str) -> Vec<Value> {
     body["events"].as_array().cloned().unwrap_or_default()
 }
 
+/// Polls until the log holds `count` events of `kind` (an endpoint leaves the directory before
+/// its `presence.offline` commits).
+async fn wait_events(app: &TestApp, tenant: &Tenant, kind: &str, count: usize) -> Vec<Value> {
+    for _ in 0..500 {
+        let events = events_of(app, tenant, kind).await;
+        if events.len() >= count {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    events_of(app, tenant, kind).await
+}
+
 #[tokio::test]
 async fn tokens_register_or_are_refused_with_a_clear_close_reason() {
     let app = spawn().await;
@@ -294,7 +307,7 @@ async fn tokens_register_or_are_refused_with_a_clear_close_reason() {
     assert_eq!(close_code, 4401);
     assert_eq!(before.last().map(|m| m["code"].clone()), Some(json!(51003)));
     wait_online(&app, &tenant, &[]).await;
-    let went_offline = events_of(&app, &tenant, "presence.offline").await;
+    let went_offline = wait_events(&app, &tenant, "presence.offline", 1).await;
     assert_eq!(went_offline.len(), 1);
     assert_eq!(went_offline[0]["data"]["reason"], "revoked");
     app.shutdown().await;
@@ -449,7 +462,7 @@ async fn heartbeat_lapse_takes_the_client_offline_with_an_event() {
     assert_eq!(close_code, 4408, "{reason}");
     assert!(reason.contains("heartbeat"), "{reason}");
     wait_online(&app, &tenant, &[]).await;
-    let offline = events_of(&app, &tenant, "presence.offline").await;
+    let offline = wait_events(&app, &tenant, "presence.offline", 1).await;
     assert_eq!(offline.len(), 1);
     assert_eq!(offline[0]["data"]["reason"], "lease-expired");
     assert_eq!(offline[0]["data"]["endpoint_id"], json!(endpoint));
