@@ -341,7 +341,7 @@ async fn host() {
     let mut online = 0usize;
     for i in 0..lookups {
         let status = presence.lookup(&sid, &identities[i % identities.len()]);
-        online += usize::from(status.online);
+        online += usize::from(status.online());
     }
     let measured = started.elapsed();
     assert_eq!(online, lookups, "every identity looked up is online");

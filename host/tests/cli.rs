@@ -50,7 +50,11 @@ fn token_mints_an_access_token_that_verifies_with_the_key() {
         claims.outgoing().map(|o| o.application_sid.as_str()),
         Some(application.as_str())
     );
-    assert!((590..=610).contains(&(claims.exp - now)), "{}", claims.exp - now);
+    assert!(
+        (590..=610).contains(&(claims.exp - now)),
+        "{}",
+        claims.exp - now
+    );
     assert!(token::verify(minted.trim(), "another-secret", now, 30).is_err());
 
     let refused = switchboard(&[

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::keys::{ApiKey, Keys};
 use super::socket::MAX_MESSAGE_BYTES;
-use super::{PresenceStatus, socket};
+use super::{PresenceView, socket};
 use crate::api::FormPairs;
 use crate::api::error::{ApiError, ApiResult, Code};
 use crate::api::resources::{Caller, QueryPairs, envelope, friendly_name};
@@ -214,11 +214,11 @@ pub async fn list_clients(
 /// One identity's presence: `online` false with no endpoints when it has none.
 #[utoipa::path(get, path = "/v1/Presence/Clients/{Identity}", tag = "presence", security(("account" = [])),
     params(("Identity" = String, Path, description = "The client identity")),
-    responses((status = 200, body = PresenceStatus)))]
+    responses((status = 200, body = PresenceView)))]
 pub async fn fetch_client(
     caller: Caller,
     State(state): State<AppState>,
     Path(identity): Path<String>,
-) -> Json<PresenceStatus> {
-    Json(state.presence.lookup(&caller.account_sid, &identity))
+) -> Json<PresenceView> {
+    Json(state.presence.lookup(&caller.account_sid, &identity).view())
 }

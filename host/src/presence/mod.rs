@@ -137,9 +137,44 @@ pub struct EndpointView {
     pub last_heartbeat: i64,
 }
 
-/// Whether an identity is online, and where.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// Whether an identity is online, and where. Cheap to produce: it shares the directory's list of
+/// endpoints instead of copying it.
+#[derive(Clone)]
 pub struct PresenceStatus {
+    identity: Arc<str>,
+    endpoints: Endpoints,
+}
+
+impl PresenceStatus {
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    pub fn online(&self) -> bool {
+        !self.endpoints.is_empty()
+    }
+
+    pub fn endpoints(&self) -> impl Iterator<Item = EndpointView> + '_ {
+        self.endpoints.iter().map(|endpoint| EndpointView {
+            id: endpoint.id.clone(),
+            connected_at: endpoint.connected_at,
+            last_heartbeat: endpoint.last_heartbeat(),
+        })
+    }
+
+    /// The status as the API shows it.
+    pub fn view(&self) -> PresenceView {
+        PresenceView {
+            identity: self.identity.to_string(),
+            online: self.online(),
+            endpoints: self.endpoints().collect(),
+        }
+    }
+}
+
+/// An identity's presence as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PresenceView {
     pub identity: String,
     pub online: bool,
     pub endpoints: Vec<EndpointView>,
@@ -175,15 +210,22 @@ impl Departure {
 /// A call tied to endpoints: ringing them, or connected to the one that answered (or placed it).
 struct Tie {
     account_sid: String,
-    endpoints: Vec<Arc<Endpoint>>,
+    endpoints: Endpoints,
     declined: HashSet<String>,
     answered_by: Option<Arc<Endpoint>>,
     /// The endpoint placed the call (its hangup is the caller's), rather than being rung.
     placed: bool,
 }
 
+/// An identity's endpoints, replaced as a whole when one comes or goes, so that a lookup copies a
+/// pointer instead of a list.
+type Endpoints = Arc<[Arc<Endpoint>]>;
+
 /// Identity → endpoints, per account.
-type Directory = HashMap<String, HashMap<String, Vec<Arc<Endpoint>>>>;
+type Directory = HashMap<String, HashMap<Arc<str>, Endpoints>>;
+
+/// Workers to move with a client's presence: account, `client:NAME`, online.
+type Follow = (String, String, bool);
 
 struct Inner {
     db: Db,
@@ -191,11 +233,12 @@ struct Inner {
     clock: Clock,
     settings: PresenceSettings,
     accounts: Accounts,
-    routing: Routing,
     directory: RwLock<Directory>,
     ties: Mutex<HashMap<String, Tie>>,
     telephony: OnceLock<TelephonyHandle>,
     stopping: watch::Sender<bool>,
+    /// Presence changes for `routing`, applied one at a time in the order they happened.
+    follows: mpsc::UnboundedSender<Follow>,
 }
 
 /// The presence facade. Cheap to clone.
@@ -245,13 +288,21 @@ impl Presence {
         accounts: Accounts,
         routing: Routing,
     ) -> Self {
+        let (follows, mut to_follow) = mpsc::unbounded_channel::<Follow>();
+        tokio::spawn(async move {
+            while let Some((account_sid, contact_uri, online)) = to_follow.recv().await {
+                routing
+                    .follow_presence(&account_sid, &contact_uri, online)
+                    .await;
+            }
+        });
         Presence(Arc::new(Inner {
             db,
             writer,
             clock,
             settings,
             accounts,
-            routing,
+            follows,
             directory: RwLock::new(HashMap::new()),
             ties: Mutex::new(HashMap::new()),
             telephony: OnceLock::new(),
@@ -307,25 +358,34 @@ impl Presence {
 
     /// The identity's presence.
     pub fn lookup(&self, account_sid: &str, identity: &str) -> PresenceStatus {
-        let endpoints = self
+        let found = self
             .directory()
             .get(account_sid)
-            .and_then(|identities| identities.get(identity))
-            .map(|endpoints| endpoints.iter().map(|e| view(e)).collect())
-            .unwrap_or_default();
-        status(identity, endpoints)
+            .and_then(|identities| identities.get_key_value(identity))
+            .map(|(name, endpoints)| PresenceStatus {
+                identity: name.clone(),
+                endpoints: endpoints.clone(),
+            });
+        found.unwrap_or_else(|| PresenceStatus {
+            identity: Arc::from(identity),
+            endpoints: Arc::from(Vec::new()),
+        })
     }
 
     /// Every online identity of the account, by identity.
-    pub fn clients(&self, account_sid: &str) -> Vec<PresenceStatus> {
-        let mut clients: Vec<PresenceStatus> = self
+    pub fn clients(&self, account_sid: &str) -> Vec<PresenceView> {
+        let mut clients: Vec<PresenceView> = self
             .directory()
             .get(account_sid)
             .map(|identities| {
                 identities
                     .iter()
                     .map(|(identity, endpoints)| {
-                        status(identity, endpoints.iter().map(|e| view(e)).collect())
+                        PresenceStatus {
+                            identity: identity.clone(),
+                            endpoints: endpoints.clone(),
+                        }
+                        .view()
                     })
                     .collect()
             })
@@ -339,7 +399,7 @@ impl Presence {
         self.directory()
             .values()
             .flat_map(|identities| identities.values())
-            .map(Vec::len)
+            .map(|endpoints| endpoints.len())
             .sum()
     }
 
@@ -420,30 +480,37 @@ impl Presence {
             }),
             outbox,
         });
-        let first = {
+        // The event is submitted under the directory's lock, so the log orders an identity's
+        // online and offline events as the directory saw them.
+        let online = {
             let mut directory = self.directory_mut();
-            let endpoints = directory
-                .entry(claims.sub.clone())
-                .or_default()
-                .entry(identity.clone())
-                .or_default();
-            if endpoints.len() >= self.0.settings.max_endpoints_per_identity {
+            let identities = directory.entry(claims.sub.clone()).or_default();
+            let current: Vec<Arc<Endpoint>> = identities
+                .get(identity.as_str())
+                .map(|endpoints| endpoints.to_vec())
+                .unwrap_or_default();
+            if current.len() >= self.0.settings.max_endpoints_per_identity {
                 return Err(ApiError::new(
                     Code::TooManyEndpoints,
                     format!(
                         "Identity {identity:?} already has {} endpoints connected, the most allowed",
-                        endpoints.len()
+                        current.len()
                     ),
                 ));
             }
+            let first = current.is_empty();
+            let mut endpoints = current;
             endpoints.push(endpoint.clone());
-            endpoints.len() == 1
+            identities.insert(Arc::from(identity.as_str()), endpoints.into());
+            first.then(|| {
+                let event = self.event(&endpoint, "presence.online", None);
+                self.0.writer.submit(vec![event])
+            })
         };
         metrics::gauge!("switchboard_presence_endpoints").increment(1.0);
-        if first {
-            let event = self.event(&endpoint, "presence.online", None);
-            if let Err(error) = self.0.writer.submit(vec![event]).wait().await {
-                self.remove(&endpoint);
+        if let Some(committed) = online {
+            if let Err(error) = committed.wait().await {
+                self.remove(&endpoint, Departure::Closed);
                 return Err(ApiError::new(Code::Unavailable, error.to_string()));
             }
             self.follow(&endpoint.account_sid, &identity, true);
@@ -451,35 +518,42 @@ impl Presence {
         Ok((endpoint, inbox))
     }
 
-    /// Takes the endpoint out of the directory; true when it was the identity's last.
-    fn remove(&self, endpoint: &Endpoint) -> bool {
+    /// Takes the endpoint out of the directory. When it was the identity's last, the identity's
+    /// `presence.offline` event is submitted (under the lock, see [`Presence::register`]) and its
+    /// commit returned.
+    fn remove(
+        &self,
+        endpoint: &Endpoint,
+        departure: Departure,
+    ) -> Option<crate::store::batch::Committed> {
         let mut directory = self.directory_mut();
-        let Some(identities) = directory.get_mut(&endpoint.account_sid) else {
-            return false;
-        };
-        let Some(endpoints) = identities.get_mut(&endpoint.identity) else {
-            return false;
-        };
-        let before = endpoints.len();
-        endpoints.retain(|e| e.id != endpoint.id);
-        if endpoints.len() == before {
-            return false;
+        let identities = directory.get_mut(&endpoint.account_sid)?;
+        let current = identities.get(endpoint.identity.as_str())?;
+        if !current.iter().any(|e| e.id == endpoint.id) {
+            return None;
         }
+        let remaining: Vec<Arc<Endpoint>> = current
+            .iter()
+            .filter(|e| e.id != endpoint.id)
+            .cloned()
+            .collect();
         metrics::gauge!("switchboard_presence_endpoints").decrement(1.0);
-        let last = endpoints.is_empty();
-        if last {
-            identities.remove(&endpoint.identity);
-            if identities.is_empty() {
-                directory.remove(&endpoint.account_sid);
-            }
+        if !remaining.is_empty() {
+            identities.insert(Arc::from(endpoint.identity.as_str()), remaining.into());
+            return None;
         }
-        last
+        identities.remove(endpoint.identity.as_str());
+        if identities.is_empty() {
+            directory.remove(&endpoint.account_sid);
+        }
+        let event = self.event(endpoint, "presence.offline", Some(departure));
+        Some(self.0.writer.submit(vec![event]))
     }
 
     /// The endpoint is gone: calls ringing only it stop ringing, a call it was on ends, and when
     /// it was the identity's last endpoint the identity goes offline.
     pub async fn unregister(&self, endpoint: &Arc<Endpoint>, departure: Departure) {
-        let last = self.remove(endpoint);
+        let offline = self.remove(endpoint, departure);
         let mut actions = Vec::new();
         {
             let mut ties = self.ties();
@@ -513,9 +587,8 @@ impl Presence {
         for (account_sid, call_sid, action) in actions {
             self.command(&account_sid, &call_sid, action).await;
         }
-        if last {
-            let event = self.event(endpoint, "presence.offline", Some(departure));
-            if let Err(error) = self.0.writer.submit(vec![event]).wait().await {
+        if let Some(committed) = offline {
+            if let Err(error) = committed.wait().await {
                 tracing::warn!(%error, identity = %endpoint.identity, "a presence.offline event could not be stored");
             }
             self.follow(&endpoint.account_sid, &endpoint.identity, false);
@@ -524,14 +597,11 @@ impl Presence {
 
     /// Lets workers whose contact_uri is the client follow its presence.
     fn follow(&self, account_sid: &str, identity: &str, online: bool) {
-        let routing = self.0.routing.clone();
-        let account_sid = account_sid.to_string();
-        let contact_uri = format!("client:{identity}");
-        tokio::spawn(async move {
-            routing
-                .follow_presence(&account_sid, &contact_uri, online)
-                .await;
-        });
+        let _ = self.0.follows.send((
+            account_sid.to_string(),
+            format!("client:{identity}"),
+            online,
+        ));
     }
 
     fn event(
@@ -564,13 +634,13 @@ impl Presence {
         identity: &str,
         call: IncomingCall,
     ) -> Option<CallAttachment> {
-        let endpoints: Vec<Arc<Endpoint>> = self
+        let endpoints: Endpoints = self
             .directory()
             .get(account_sid)
             .and_then(|identities| identities.get(identity))
             .filter(|endpoints| !endpoints.is_empty())?
             .clone();
-        for endpoint in &endpoints {
+        for endpoint in endpoints.iter() {
             endpoint.send(ServerMessage::Incoming {
                 call_sid: call.call_sid.clone(),
                 from: call.from.clone(),
@@ -611,7 +681,7 @@ impl Presence {
             call_sid.to_string(),
             Tie {
                 account_sid: account_sid.to_string(),
-                endpoints: vec![endpoint.clone()],
+                endpoints: Arc::from(vec![endpoint.clone()]),
                 declined: HashSet::new(),
                 answered_by: Some(endpoint),
                 placed: true,
@@ -838,7 +908,7 @@ impl Presence {
         let Some(identities) = directory.get(account_sid) else {
             return;
         };
-        for endpoint in identities.values().flatten() {
+        for endpoint in identities.values().flat_map(|endpoints| endpoints.iter()) {
             if endpoint.authority().key_sid == key_sid {
                 let _ = endpoint.outbox.send(Outgoing::Close {
                     code: socket::close_code(Code::AccessTokenRevoked),
@@ -881,20 +951,4 @@ fn not_ringing(call_sid: &str) -> ApiError {
             "Call {call_sid} is not ringing this endpoint (it was answered, canceled or never rang here)"
         ),
     )
-}
-
-fn view(endpoint: &Endpoint) -> EndpointView {
-    EndpointView {
-        id: endpoint.id.clone(),
-        connected_at: endpoint.connected_at,
-        last_heartbeat: endpoint.last_heartbeat(),
-    }
-}
-
-fn status(identity: &str, endpoints: Vec<EndpointView>) -> PresenceStatus {
-    PresenceStatus {
-        identity: identity.to_string(),
-        online: !endpoints.is_empty(),
-        endpoints,
-    }
 }

@@ -655,11 +655,10 @@ impl presence::Host for Invocation {
             .presence
             .lookup(&self.principal.account_sid, &identity);
         Ok(Ok(presence::PresenceStatus {
-            identity: status.identity,
-            online: status.online,
+            identity: status.identity().to_string(),
+            online: status.online(),
             endpoints: status
-                .endpoints
-                .into_iter()
+                .endpoints()
                 .map(|endpoint| presence::Endpoint {
                     id: endpoint.id,
                     connected_at: crate::store::rfc3339(endpoint.connected_at),
