@@ -792,3 +792,70 @@ async fn a_worker_bound_to_presence_goes_offline_with_its_client_and_gets_no_res
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn when_one_client_answers_the_others_stop_ringing_at_once() {
+    let web = HttpApp::start(vec![
+        (
+            "/two",
+            Reply::twiml(
+                "<Response><Dial action=\"/after\"><Client>alice</Client><Client>bob</Client></Dial></Response>",
+            ),
+        ),
+        ("/after", Reply::twiml("<Response><Say>after</Say></Response>")),
+    ])
+    .await;
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let key = create_key(&app, &tenant).await;
+    app.buy_number(&tenant, "+14155550100", &[("VoiceUrl", &web.url("/two"))])
+        .await;
+    let (mut alice, _) = Client::register(&app, &token(&tenant, &key, "alice")).await;
+    let (mut bob, _) = Client::register(&app, &token(&tenant, &key, "bob")).await;
+    let call = app
+        .place_call(&tenant, "+14155550199", "+14155550100")
+        .await;
+    let alice_leg = alice.next_of("incoming").await["call_sid"].clone();
+    let bob_leg = bob.next_of("incoming").await["call_sid"].clone();
+    assert_ne!(alice_leg, bob_leg);
+    alice
+        .send(json!({"type": "accept", "call_sid": alice_leg}))
+        .await;
+    // Bob hears it stopped while alice is still connected, and can no longer take it.
+    assert_eq!(
+        bob.next_of("canceled").await,
+        json!({"type": "canceled", "call_sid": bob_leg})
+    );
+    bob.send(json!({"type": "accept", "call_sid": bob_leg}))
+        .await;
+    assert_eq!(bob.next().await["type"], "error");
+    let timeline = app
+        .wait_for(&tenant, &call, |t| has_experience(t, "bridged"))
+        .await;
+    assert_eq!(timeline["live"], true);
+    let leg_path = app.account_path(
+        &tenant,
+        &format!("Calls/{}.json", bob_leg.as_str().expect("sid")),
+    );
+    let mut status = Value::Null;
+    for _ in 0..500 {
+        status = get(&app, &tenant, &leg_path).await["status"].clone();
+        if status == "canceled" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, "canceled");
+    alice
+        .send(json!({"type": "hangup", "call_sid": alice_leg}))
+        .await;
+    app.wait_ended(&tenant, &call).await;
+    let after = web
+        .received()
+        .into_iter()
+        .find(|r| r.path == "/after")
+        .expect("the dial's action was requested");
+    assert_eq!(after.param("DialCallStatus"), Some("completed"));
+    assert_eq!(after.param("DialCallSid"), alice_leg.as_str());
+    app.shutdown().await;
+}

@@ -147,23 +147,8 @@ async fn commit_with_retry(db: &Db, batch: &[(Box<UsageRecord>, Ack)]) -> Result
 }
 
 async fn commit(db: &Db, batch: &[(Box<UsageRecord>, Ack)]) -> Result<(), sqlx::Error> {
-    let mut connection = db.write_connection().await?;
-    let result = insert_usage(db, &mut connection, batch).await;
-    if let Err(error) = &result
-        && crate::store::connection_lost(error)
-    {
-        connection.discard();
-    }
-    result
-}
-
-async fn insert_usage(
-    db: &Db,
-    connection: &mut sqlx::AnyConnection,
-    batch: &[(Box<UsageRecord>, Ack)],
-) -> Result<(), sqlx::Error> {
-    use sqlx::Connection;
-    let mut tx = connection.begin().await?;
+    let _turn = db.write_turn().await;
+    let mut tx = db.pool().begin().await?;
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
         let mut sql = String::from(
             "INSERT INTO usage_records (account_sid, module_sid, module_name, module_version, world, fuel_consumed, wall_time_us, peak_memory_bytes, host_calls, tts_characters, outcome, call_sid, task_sid, date_created) VALUES ",

@@ -504,33 +504,62 @@ impl Presence {
             identities.insert(Arc::from(identity.as_str()), endpoints.into());
             first.then(|| {
                 let event = self.event(&endpoint, "presence.online", None);
-                self.0.writer.submit(vec![event])
+                let committed = self.0.writer.submit(vec![event]);
+                self.follow(&endpoint.account_sid, &identity, true);
+                committed
             })
         };
         metrics::gauge!("switchboard_presence_endpoints").increment(1.0);
-        if let Some(committed) = online {
-            if let Err(error) = committed.wait().await {
-                self.remove(&endpoint, Departure::Closed);
-                return Err(ApiError::new(Code::Unavailable, error.to_string()));
+        if let Some(committed) = online
+            && let Err(error) = committed.wait().await
+        {
+            self.unregister(&endpoint, Departure::Closed).await;
+            return Err(ApiError::new(Code::Unavailable, error.to_string()));
+        }
+        // A key deleted since the token was checked revoked endpoints before this one was in the
+        // directory: look again now that it is.
+        match keys::signing_key(&self.0.db, &claims.iss).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                self.unregister(&endpoint, Departure::Revoked).await;
+                return Err(ApiError::new(
+                    Code::AccessTokenRevoked,
+                    format!("Key {} was deleted: its tokens are revoked", claims.iss),
+                ));
             }
-            self.follow(&endpoint.account_sid, &identity, true);
+            Err(error) => {
+                self.unregister(&endpoint, Departure::Closed).await;
+                return Err(error.into());
+            }
         }
         Ok((endpoint, inbox))
     }
 
-    /// Takes the endpoint out of the directory. When it was the identity's last, the identity's
-    /// `presence.offline` event is submitted (under the lock, see [`Presence::register`]) and its
-    /// commit returned.
+    /// Takes the endpoint out of the directory and out of the calls it rings or is on (the actions
+    /// those calls need are returned). When it was the identity's last endpoint, the identity's
+    /// `presence.offline` event and the workers' move are submitted, under the lock (see
+    /// [`Presence::register`]), and the event's commit returned.
+    ///
+    /// Locks are taken in one order everywhere: the directory, then the ties. So a call cannot
+    /// tie itself to an endpoint that has already left.
     fn remove(
         &self,
         endpoint: &Endpoint,
         departure: Departure,
-    ) -> Option<crate::store::batch::Committed> {
+    ) -> (
+        Option<crate::store::batch::Committed>,
+        Vec<(String, String, Action)>,
+    ) {
         let mut directory = self.directory_mut();
-        let identities = directory.get_mut(&endpoint.account_sid)?;
-        let current = identities.get(endpoint.identity.as_str())?;
+        let actions = self.untie(endpoint);
+        let Some(identities) = directory.get_mut(&endpoint.account_sid) else {
+            return (None, actions);
+        };
+        let Some(current) = identities.get(endpoint.identity.as_str()) else {
+            return (None, actions);
+        };
         if !current.iter().any(|e| e.id == endpoint.id) {
-            return None;
+            return (None, actions);
         }
         let remaining: Vec<Arc<Endpoint>> = current
             .iter()
@@ -540,20 +569,21 @@ impl Presence {
         metrics::gauge!("switchboard_presence_endpoints").decrement(1.0);
         if !remaining.is_empty() {
             identities.insert(Arc::from(endpoint.identity.as_str()), remaining.into());
-            return None;
+            return (None, actions);
         }
         identities.remove(endpoint.identity.as_str());
         if identities.is_empty() {
             directory.remove(&endpoint.account_sid);
         }
         let event = self.event(endpoint, "presence.offline", Some(departure));
-        Some(self.0.writer.submit(vec![event]))
+        let committed = self.0.writer.submit(vec![event]);
+        self.follow(&endpoint.account_sid, &endpoint.identity, false);
+        (Some(committed), actions)
     }
 
-    /// The endpoint is gone: calls ringing only it stop ringing, a call it was on ends, and when
-    /// it was the identity's last endpoint the identity goes offline.
-    pub async fn unregister(&self, endpoint: &Arc<Endpoint>, departure: Departure) {
-        let offline = self.remove(endpoint, departure);
+    /// Takes the endpoint out of the calls tied to it: a call it was on ends, a call that rang only
+    /// endpoints that have all declined or left is declined. Called under the directory lock.
+    fn untie(&self, endpoint: &Endpoint) -> Vec<(String, String, Action)> {
         let mut actions = Vec::new();
         {
             let mut ties = self.ties();
@@ -584,14 +614,20 @@ impl Presence {
                 }
             }
         }
+        actions
+    }
+
+    /// The endpoint is gone: calls ringing only it stop ringing, a call it was on ends, and when
+    /// it was the identity's last endpoint the identity goes offline.
+    pub async fn unregister(&self, endpoint: &Arc<Endpoint>, departure: Departure) {
+        let (offline, actions) = self.remove(endpoint, departure);
         for (account_sid, call_sid, action) in actions {
             self.command(&account_sid, &call_sid, action).await;
         }
-        if let Some(committed) = offline {
-            if let Err(error) = committed.wait().await {
-                tracing::warn!(%error, identity = %endpoint.identity, "a presence.offline event could not be stored");
-            }
-            self.follow(&endpoint.account_sid, &endpoint.identity, false);
+        if let Some(committed) = offline
+            && let Err(error) = committed.wait().await
+        {
+            tracing::warn!(%error, identity = %endpoint.identity, "a presence.offline event could not be stored");
         }
     }
 
@@ -634,8 +670,8 @@ impl Presence {
         identity: &str,
         call: IncomingCall,
     ) -> Option<CallAttachment> {
-        let endpoints: Endpoints = self
-            .directory()
+        let directory = self.directory();
+        let endpoints: Endpoints = directory
             .get(account_sid)
             .and_then(|identities| identities.get(identity))
             .filter(|endpoints| !endpoints.is_empty())?
@@ -657,6 +693,7 @@ impl Presence {
                 placed: false,
             },
         );
+        drop(directory);
         Some(CallAttachment {
             presence: Arc::downgrade(&self.0),
             call_sid: call.call_sid,
@@ -672,8 +709,8 @@ impl Presence {
         endpoint_id: &str,
         call_sid: &str,
     ) -> Option<CallAttachment> {
-        let endpoint = self
-            .directory()
+        let directory = self.directory();
+        let endpoint = directory
             .get(account_sid)
             .and_then(|identities| identities.get(identity))
             .and_then(|endpoints| endpoints.iter().find(|e| e.id == endpoint_id).cloned())?;
@@ -687,6 +724,7 @@ impl Presence {
                 placed: true,
             },
         );
+        drop(directory);
         Some(CallAttachment {
             presence: Arc::downgrade(&self.0),
             call_sid: call_sid.to_string(),
@@ -717,7 +755,9 @@ impl Presence {
     }
 
     async fn command(&self, account_sid: &str, call_sid: &str, action: Action) -> Option<ApiError> {
-        let telephony = self.0.telephony.get().and_then(TelephonyHandle::upgrade)?;
+        let Some(telephony) = self.0.telephony.get().and_then(TelephonyHandle::upgrade) else {
+            return Some(ApiError::new(Code::Unavailable, "The host is stopping"));
+        };
         telephony.command(account_sid, call_sid, action).await.err()
     }
 
@@ -757,7 +797,17 @@ impl Presence {
             });
         }
         match self.command(&account_sid, call_sid, Action::Answer).await {
-            Some(error) => Err(error),
+            Some(error) => {
+                if let Some(tie) = self.ties().get_mut(call_sid)
+                    && tie
+                        .answered_by
+                        .as_ref()
+                        .is_some_and(|e| e.id == endpoint.id)
+                {
+                    tie.answered_by = None;
+                }
+                Err(error)
+            }
             None => Ok(()),
         }
     }
@@ -936,7 +986,18 @@ impl Presence {
     fn heartbeat(&self, endpoint: &Endpoint) -> i64 {
         let now = self.0.clock.now_ms();
         endpoint.last_heartbeat.store(now, Ordering::Relaxed);
-        now + self.lease_ms()
+        now.saturating_add(self.lease_ms())
+    }
+
+    /// When the endpoint's token stops being accepted (Unix ms): its `exp` plus the leeway that
+    /// admitted it.
+    fn token_ends_ms(&self, endpoint: &Endpoint) -> i64 {
+        let leeway = i64::try_from(self.0.settings.token_leeway_seconds).unwrap_or(i64::MAX);
+        endpoint
+            .authority()
+            .expires_at_s
+            .saturating_add(leeway)
+            .saturating_mul(1000)
     }
 
     fn lease_ms(&self) -> i64 {

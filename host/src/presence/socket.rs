@@ -67,20 +67,26 @@ fn close_reason(text: &str) -> String {
     reason
 }
 
+/// How long a send may wait for a client that does not read. A client that stops reading must
+/// not hold its connection's loop (and so its lease, its token's expiry and revocation) forever.
+const SEND_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn send(socket: &mut WebSocket, message: &ServerMessage) -> bool {
-    match serde_json::to_string(message) {
-        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
-        Err(_) => false,
-    }
+    let Ok(text) = serde_json::to_string(message) else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(SEND_PATIENCE, socket.send(Message::Text(text.into()))).await,
+        Ok(Ok(()))
+    )
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: close_reason(reason).into(),
-        })))
-        .await;
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: close_reason(reason).into(),
+    }));
+    let _ = tokio::time::timeout(SEND_PATIENCE, socket.send(frame)).await;
 }
 
 /// Serves one client connection from token check to departure.
@@ -110,7 +116,9 @@ pub async fn serve(presence: Presence, mut socket: WebSocket, token: Option<Stri
         account_sid: endpoint.account_sid.clone(),
         heartbeat_interval_seconds: settings.heartbeat_interval_seconds,
         lease_seconds: settings.lease_seconds,
-        token_expires_at: crate::store::rfc3339(endpoint.authority().expires_at_s * 1000),
+        token_expires_at: crate::store::rfc3339(
+            endpoint.authority().expires_at_s.saturating_mul(1000),
+        ),
     };
     let departure = if send(&mut socket, &hello).await {
         converse(&presence, &endpoint, &mut socket, &mut outbox).await
@@ -131,8 +139,10 @@ async fn converse(
     let clock = presence.clock().clone();
     let mut stopping = presence.stopping();
     loop {
-        let lease_ends = endpoint.last_heartbeat() + presence.lease_ms();
-        let token_ends = endpoint.authority().expires_at_s.saturating_mul(1000);
+        let lease_ends = endpoint
+            .last_heartbeat()
+            .saturating_add(presence.lease_ms());
+        let token_ends = presence.token_ends_ms(endpoint);
         let (deadline, lapse) = if token_ends < lease_ends {
             (token_ends, Departure::TokenExpired)
         } else {
@@ -172,8 +182,8 @@ async fn converse(
             },
             () = clock.sleep_until_ms(deadline) => {
                 // A heartbeat or renewal may have moved the deadline while this slept.
-                let lease_ends = endpoint.last_heartbeat() + presence.lease_ms();
-                let token_ends = endpoint.authority().expires_at_s.saturating_mul(1000);
+                let lease_ends = endpoint.last_heartbeat().saturating_add(presence.lease_ms());
+                let token_ends = presence.token_ends_ms(endpoint);
                 if clock.now_ms() < lease_ends.min(token_ends) {
                     continue;
                 }
@@ -251,7 +261,7 @@ async fn handle(
                         heartbeat_interval_seconds: presence.settings().heartbeat_interval_seconds,
                         lease_seconds: presence.settings().lease_seconds,
                         token_expires_at: crate::store::rfc3339(
-                            endpoint.authority().expires_at_s * 1000,
+                            endpoint.authority().expires_at_s.saturating_mul(1000),
                         ),
                     })
                 }

@@ -108,7 +108,7 @@ pub fn mint(spec: &TokenSpec) -> anyhow::Result<String> {
         sub: spec.account_sid.clone(),
         iat: Some(spec.issued_at),
         nbf: Some(spec.issued_at),
-        exp: spec.issued_at + spec.ttl_seconds,
+        exp: spec.issued_at.saturating_add(spec.ttl_seconds),
         grants: Grants {
             identity: Some(spec.identity.clone()),
             voice: Some(VoiceGrant {
@@ -181,25 +181,28 @@ pub fn verify(token: &str, secret: &str, now_s: i64, leeway_s: i64) -> Result<Cl
         _ => invalid(format!("The token could not be read: {error}")),
     })?;
     let claims = data.claims;
-    if claims.exp + leeway_s < now_s {
+    if claims.exp.saturating_add(leeway_s) < now_s {
         return Err(ApiError::new(
             Code::AccessTokenExpired,
-            format!("The token expired {} seconds ago", now_s - claims.exp),
+            format!(
+                "The token expired {} seconds ago",
+                now_s.saturating_sub(claims.exp)
+            ),
         ));
     }
     if let Some(nbf) = claims.nbf
-        && nbf - leeway_s > now_s
+        && nbf.saturating_sub(leeway_s) > now_s
     {
         return Err(ApiError::new(
             Code::AccessTokenExpired,
             format!(
                 "The token is not valid for another {} seconds (nbf)",
-                nbf - now_s
+                nbf.saturating_sub(now_s)
             ),
         ));
     }
     let issued = claims.nbf.or(claims.iat).unwrap_or(now_s).min(now_s);
-    if claims.exp - issued > MAX_LIFETIME_SECONDS + leeway_s {
+    if claims.exp.saturating_sub(issued) > MAX_LIFETIME_SECONDS.saturating_add(leeway_s) {
         return Err(invalid(
             "The token lives longer than 24 hours; mint tokens with a ttl of at most 86400 seconds",
         ));

@@ -234,23 +234,8 @@ async fn commit_with_retry(db: &Db, batch: &[(Change, Ack)]) -> Result<(), NotCo
 const ROWS_PER_INSERT: usize = 32;
 
 async fn commit(db: &Db, batch: &[(Change, Ack)]) -> Result<(), sqlx::Error> {
-    let mut connection = db.write_connection().await?;
-    let result = commit_on(db, &mut connection, batch).await;
-    if let Err(error) = &result
-        && crate::store::connection_lost(error)
-    {
-        connection.discard();
-    }
-    result
-}
-
-async fn commit_on(
-    db: &Db,
-    connection: &mut sqlx::AnyConnection,
-    batch: &[(Change, Ack)],
-) -> Result<(), sqlx::Error> {
-    use sqlx::Connection;
-    let mut tx = connection.begin().await?;
+    let _turn = db.write_turn().await;
+    let mut tx = db.pool().begin().await?;
     let mut appended: Vec<&Statement> = Vec::new();
     for (change, _) in batch {
         for statement in change {

@@ -15,11 +15,8 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{Any, AnyPool, ConnectOptions};
-use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::MappedMutexGuard;
+use sqlx::{AnyPool, ConnectOptions};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -37,67 +34,9 @@ pub struct Db {
     pool: AnyPool,
     backend: Backend,
     /// SQLite takes one writer at a time. The host's writers (state changes, usage records) take
-    /// turns on one connection kept for them instead of colliding on the database's lock, whose
-    /// busy handler sleeps a millisecond or more at a time: a commit waits for the one before it,
-    /// never for a timer. Keeping the connection also keeps its page cache: SQLite drops a
-    /// connection's cache whenever another connection has written, so writers taking any pooled
-    /// connection would re-read the indexes they write to on nearly every commit.
-    write_connection: Arc<tokio::sync::Mutex<Option<PoolConnection<Any>>>>,
-    /// Set when a write on the kept connection failed: the next writer replaces it.
-    write_connection_broken: Arc<AtomicBool>,
-}
-
-/// Cache of the writers' connection on SQLite (negative: KiB, as SQLite counts it): 64 MiB holds
-/// the hot part of the indexes the writers append to.
-const WRITER_CACHE_PRAGMA: &str = "PRAGMA cache_size = -65536";
-
-/// Whether an error means the connection itself is unusable (rather than one statement refused).
-pub fn connection_lost(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
-        sqlx::Error::Io(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed
-    )
-}
-
-/// A connection to write with: the writers' own on SQLite, any pooled one on PostgreSQL.
-pub enum WriteConnection<'a> {
-    Kept {
-        connection: MappedMutexGuard<'a, PoolConnection<Any>>,
-        broken: &'a AtomicBool,
-    },
-    Pooled(PoolConnection<Any>),
-}
-
-impl WriteConnection<'_> {
-    /// Gives up the kept connection after it failed, so the next writer starts on a fresh one.
-    pub fn discard(self) {
-        if let WriteConnection::Kept { broken, .. } = self {
-            broken.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
-impl std::ops::Deref for WriteConnection<'_> {
-    type Target = sqlx::AnyConnection;
-
-    fn deref(&self) -> &sqlx::AnyConnection {
-        match self {
-            WriteConnection::Kept { connection, .. } => connection,
-            WriteConnection::Pooled(pooled) => pooled,
-        }
-    }
-}
-
-impl std::ops::DerefMut for WriteConnection<'_> {
-    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
-        match self {
-            WriteConnection::Kept { connection, .. } => connection,
-            WriteConnection::Pooled(pooled) => pooled,
-        }
-    }
+    /// turns here instead of colliding on the database's lock, whose busy handler sleeps a
+    /// millisecond or more at a time: a commit waits for the one before it, never for a timer.
+    write_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Db {
@@ -121,8 +60,7 @@ impl Db {
                 Db {
                     pool,
                     backend: Backend::Postgres,
-                    write_connection: Arc::default(),
-                    write_connection_broken: Arc::default(),
+                    write_turn: Arc::default(),
                 }
             }
             Some(url) if url.starts_with("sqlite:") => {
@@ -187,33 +125,16 @@ impl Db {
         Ok(Db {
             pool,
             backend: Backend::Sqlite,
-            write_connection: Arc::default(),
-            write_connection_broken: Arc::default(),
+            write_turn: Arc::default(),
         })
     }
 
-    /// A connection for one of the host's writers, held for the whole write transaction. On
-    /// SQLite this waits for this process's turn on the writers' kept connection; PostgreSQL takes
-    /// concurrent writers, each on a pooled connection.
-    pub async fn write_connection(&self) -> Result<WriteConnection<'_>, sqlx::Error> {
-        if self.backend == Backend::Postgres {
-            return Ok(WriteConnection::Pooled(self.pool.acquire().await?));
-        }
-        let mut kept = self.write_connection.lock().await;
-        if kept.is_none() || self.write_connection_broken.swap(false, Ordering::SeqCst) {
-            let mut connection = self.pool.acquire().await?;
-            sqlx::query(WRITER_CACHE_PRAGMA)
-                .execute(&mut *connection)
-                .await?;
-            *kept = Some(connection);
-        }
-        match tokio::sync::MutexGuard::try_map(kept, Option::as_mut) {
-            Ok(connection) => Ok(WriteConnection::Kept {
-                connection,
-                broken: &self.write_connection_broken,
-            }),
-            // Filled just above; should it ever be empty, a pooled connection still writes.
-            Err(_) => Ok(WriteConnection::Pooled(self.pool.acquire().await?)),
+    /// Waits for this process's turn to write (SQLite only; PostgreSQL takes concurrent writers).
+    /// Hold the guard for the whole write transaction.
+    pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_turn.lock().await),
+            Backend::Postgres => None,
         }
     }
 
@@ -242,8 +163,6 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        // The writers' kept connection goes back to the pool first: closing waits for every one.
-        self.write_connection.lock().await.take();
         self.pool.close().await;
     }
 }

@@ -382,7 +382,13 @@ impl Telephony {
             .accounts
             .get(account_sid)
             .await?
-            .ok_or_else(|| ApiError::not_found(account_sid))?;
+            .filter(|account| account.status == crate::accounts::AccountStatus::Active)
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::AccessTokenRevoked,
+                    format!("Account {account_sid} is suspended; its clients cannot place calls"),
+                )
+            })?;
         let voice = resources::application_voice(&self.0.db, account_sid, &call.application_sid)
             .await?
             .ok_or_else(|| {

@@ -182,6 +182,9 @@ struct Callback {
     params: Vec<(String, String)>,
 }
 
+/// A dialled leg's sid and its tie to the client it rings.
+type RungClient = (String, crate::presence::CallAttachment);
+
 /// What the caller hears when the handler and its fallback both fail.
 const APPLICATION_ERROR_MESSAGE: &str = "We are sorry, an application error has occurred. Goodbye.";
 
@@ -318,6 +321,8 @@ impl Session {
         if record.direction != crate::runtime::io::CallDirection::Inbound {
             self.callback(&record, "initiated", committed);
             if !self.ring_outbound().await {
+                // The clients it rang hear at once that it stopped.
+                self.attachments.clear();
                 return self.finish().await;
             }
         }
@@ -1067,8 +1072,11 @@ impl Session {
             .clone()
             .unwrap_or_else(|| self.leg.record().from);
         // Clients rung are told when the dial is over, when this goes out of scope.
-        let (legs, _rung_clients) = self.open_legs(numbers, &caller_id);
+        let (legs, mut rung_clients) = self.open_legs(numbers, &caller_id);
         let (outcome, answered) = self.ring_legs(&legs, dial.timeout_seconds).await;
+        if let Some(winner) = &answered {
+            self.cancel_losers(&legs, winner, &mut rung_clients);
+        }
         let mut result = match outcome {
             Ok(status) => (status, None, 0),
             Err(flow) => {
@@ -1099,14 +1107,23 @@ impl Session {
         })
     }
 
+    /// The first to answer wins: every other leg stops ringing now (not when the bridge ends), and
+    /// the clients they rang are told.
+    fn cancel_losers(&mut self, legs: &[Leg], winner: &Leg, rung_clients: &mut Vec<RungClient>) {
+        let winner_sid = winner.sid();
+        for leg in legs.iter().filter(|leg| leg.sid() != winner_sid) {
+            if matches!(leg.status(), CallStatus::Queued | CallStatus::Ringing) {
+                self.set_status(leg, CallStatus::Canceled, Some(Party::System));
+            }
+            self.core.unregister(&leg.sid());
+        }
+        rung_clients.retain(|(leg_sid, _)| *leg_sid == winner_sid);
+    }
+
     /// Creates a ringing leg to each number (or `client:NAME`), as children of this call. Clients are
     /// rung through presence; the attachments tell them when the dial is over, so the caller keeps
     /// them until then. A client gone offline since the lookup gets no ringing leg.
-    fn open_legs(
-        &mut self,
-        numbers: Vec<String>,
-        caller_id: &str,
-    ) -> (Vec<Leg>, Vec<crate::presence::CallAttachment>) {
+    fn open_legs(&mut self, numbers: Vec<String>, caller_id: &str) -> (Vec<Leg>, Vec<RungClient>) {
         let mut attachments = Vec::new();
         let parent = self.leg.record();
         let now = self.core.clock.now_ms();
@@ -1143,7 +1160,7 @@ impl Session {
                     to: record.to.clone(),
                 };
                 match self.core.presence.ring(&self.account.sid, identity, call) {
-                    Some(attachment) => attachments.push(attachment),
+                    Some(attachment) => attachments.push((record.sid.clone(), attachment)),
                     None => {
                         self.set_status(&leg, CallStatus::NoAnswer, Some(Party::System));
                         self.core.unregister(&record.sid);
