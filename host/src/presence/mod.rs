@@ -83,7 +83,9 @@ impl ServerMessage {
 /// What a connection's task is asked to do.
 #[derive(Debug)]
 pub enum Outgoing {
-    Message(ServerMessage),
+    /// Boxed: the outbox's channel allocates its slots in blocks up front, and ten thousand idle
+    /// clients should not each hold a block of full-size messages.
+    Message(Box<ServerMessage>),
     /// Close the socket with a close code and reason (the endpoint is revoked).
     Close {
         code: u16,
@@ -112,7 +114,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     fn send(&self, message: ServerMessage) {
-        let _ = self.outbox.send(Outgoing::Message(message));
+        let _ = self.outbox.send(Outgoing::Message(Box::new(message)));
     }
 
     fn authority(&self) -> Authority {
