@@ -87,10 +87,7 @@ pub enum Outgoing {
     /// clients should not each hold a block of full-size messages.
     Message(Box<ServerMessage>),
     /// Close the socket with a close code and reason (the endpoint is revoked).
-    Close {
-        code: u16,
-        reason: String,
-    },
+    Close { code: u16, reason: String },
 }
 
 /// What a token allows the endpoint now; replaced when the client sends a fresh token.
