@@ -310,6 +310,23 @@ async fn tokens_register_or_are_refused_with_a_clear_close_reason() {
     let went_offline = wait_events(&app, &tenant, "presence.offline", 1).await;
     assert_eq!(went_offline.len(), 1);
     assert_eq!(went_offline[0]["data"]["reason"], "revoked");
+
+    // Suspending an account disconnects its clients at once.
+    let key = create_key(&app, &other).await;
+    let (mut carol, _) = Client::register(&app, &token(&other, &key, "carol")).await;
+    let response = app
+        .client
+        .post(app.path(&format!("/v1/Accounts/{}", other.sid)))
+        .bearer_auth(&app.admin_token)
+        .form(&[("Status", "suspended")])
+        .send()
+        .await
+        .expect("suspend");
+    assert_eq!(response.status(), StatusCode::OK);
+    let (before, close_code, reason) = carol.closed().await;
+    assert_eq!(close_code, 4401, "{reason}");
+    assert!(reason.contains("suspended"), "{reason}");
+    assert_eq!(before.last().map(|m| m["code"].clone()), Some(json!(51003)));
     app.shutdown().await;
 }
 

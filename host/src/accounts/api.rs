@@ -145,10 +145,14 @@ pub async fn update_account(
         memory_bytes: limit("MemoryLimitBytes", form.memory_limit_bytes)?,
         host_calls: limit("HostCallLimit", form.host_call_limit)?,
     };
-    state
+    let account = state
         .accounts
         .update(&sid, update)
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("/v1/Accounts/{sid}")))
+        .ok_or_else(|| ApiError::not_found(format!("/v1/Accounts/{sid}")))?;
+    // A suspended account's registered clients go offline at once, not when their tokens expire.
+    if account.status == AccountStatus::Suspended {
+        state.presence.revoke_account(&account.sid);
+    }
+    Ok(Json(account))
 }

@@ -967,6 +967,20 @@ impl Presence {
         }
     }
 
+    /// Closes the endpoints of a suspended account.
+    pub fn revoke_account(&self, account_sid: &str) {
+        let directory = self.directory();
+        let Some(identities) = directory.get(account_sid) else {
+            return;
+        };
+        for endpoint in identities.values().flat_map(|endpoints| endpoints.iter()) {
+            let _ = endpoint.outbox.send(Outgoing::Close {
+                code: socket::close_code(Code::AccessTokenRevoked),
+                reason: "the account is suspended".into(),
+            });
+        }
+    }
+
     /// Closes every socket (the host is stopping) and waits, up to `patience`, until their
     /// endpoints are gone.
     pub async fn stop(&self, patience: std::time::Duration) {
