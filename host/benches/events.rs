@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use serde_json::{Value, json};
+use serde_json::json;
 use switchboard_host::app::Server;
 use switchboard_host::config::Config;
 use switchboard_host::events::Events;
@@ -44,7 +44,9 @@ use tokio::net::TcpStream;
 
 mod common;
 
-use common::{cpu_model, cpu_seconds, env_number, mb, ms, percentile, resident_bytes};
+use common::{
+    bench_account, cpu_model, cpu_seconds, env_number, mb, ms, percentile, resident_bytes,
+};
 
 const P99_TARGET_MS: f64 = 50.0;
 
@@ -194,21 +196,7 @@ async fn bench() {
     let server = Server::start(config).await.expect("start the host");
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
-    let account: Value = http
-        .post(format!("{base}/v1/Accounts"))
-        .bearer_auth("bench")
-        .form(&[("FriendlyName", "bench")])
-        .send()
-        .await
-        .expect("create the account")
-        .json()
-        .await
-        .expect("the account as JSON");
-    let account_sid = account["sid"].as_str().expect("account sid").to_string();
-    let token = account["auth_token"]
-        .as_str()
-        .expect("auth token")
-        .to_string();
+    let (account_sid, token) = bench_account(&http, &base).await;
     let created = http
         .post(format!("{base}/v1/Channels"))
         .basic_auth(&account_sid, Some(&token))

@@ -38,7 +38,7 @@ use switchboard_host::presence::token::{TokenSpec, mint};
 
 mod common;
 
-use common::{cpu_model, env_number, mb, ms, percentile, resident_bytes};
+use common::{bench_account, cpu_model, env_number, mb, ms, percentile, resident_bytes};
 
 const RSS_TARGET_MB: f64 = 300.0;
 const LOOKUP_TARGET: f64 = 1_000_000.0;
@@ -216,18 +216,7 @@ async fn host() {
     let server = Server::start(config).await.expect("start the host");
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
-    let account: Value = http
-        .post(format!("{base}/v1/Accounts"))
-        .bearer_auth("bench")
-        .form(&[("FriendlyName", "bench")])
-        .send()
-        .await
-        .expect("create the account")
-        .json()
-        .await
-        .expect("the account as JSON");
-    let sid = account["sid"].as_str().expect("sid").to_string();
-    let token = account["auth_token"].as_str().expect("token").to_string();
+    let (sid, token) = bench_account(&http, &base).await;
     let key: Value = http
         .post(format!("{base}/v1/Keys"))
         .basic_auth(&sid, Some(&token))

@@ -70,7 +70,9 @@
 
 mod common;
 
-use common::{cpu_model, cpu_seconds, env_number, mb, ms, percentile, resident_bytes};
+use common::{
+    bench_account, cpu_model, cpu_seconds, env_number, mb, ms, percentile, resident_bytes,
+};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -720,27 +722,12 @@ async fn bench() {
         .timeout(Duration::from_secs(60))
         .build()
         .expect("HTTP client");
-    let account: Value = http
-        .post(format!("{base}/v1/Accounts"))
-        .bearer_auth("bench")
-        .form(&[("FriendlyName", "bench")])
-        .send()
-        .await
-        .expect("create the account")
-        .error_for_status()
-        .expect("the operator API creates the account")
-        .json()
-        .await
-        .expect("the account as JSON");
+    let (account_sid, auth_token) = bench_account(&http, &base).await;
     let api = Api {
         http,
         base,
-        account_sid: sid_of(&account),
-        auth_token: account
-            .get("auth_token")
-            .and_then(Value::as_str)
-            .expect("the account's auth token")
-            .to_string(),
+        account_sid,
+        auth_token,
     };
 
     // Setup.

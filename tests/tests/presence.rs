@@ -339,16 +339,15 @@ fn dialled_leg(timeline: &Value) -> Option<String> {
         .and_then(|e| e["call_sid"].as_str().map(str::to_string))
 }
 
-#[tokio::test]
-async fn dial_client_rings_every_endpoint_and_the_first_accept_wins() {
+/// A host with a tenant, a key, and the number +14155550100 whose HTTP application answers `dial`
+/// at `/dial` and "after" at `/after` (the dial's action).
+async fn dialling(dial: &str) -> (HttpApp, TestApp, Tenant, Key) {
     let web = HttpApp::start(vec![
+        ("/dial", Reply::twiml(dial)),
         (
-            "/dial",
-            Reply::twiml(
-                "<Response><Dial action=\"/after\" timeout=\"20\"><Client>alice</Client></Dial></Response>",
-            ),
+            "/after",
+            Reply::twiml("<Response><Say>after</Say></Response>"),
         ),
-        ("/after", Reply::twiml("<Response><Say>after</Say></Response>")),
     ])
     .await;
     let app = spawn().await;
@@ -356,8 +355,17 @@ async fn dial_client_rings_every_endpoint_and_the_first_accept_wins() {
     let key = create_key(&app, &tenant).await;
     app.buy_number(&tenant, "+14155550100", &[("VoiceUrl", &web.url("/dial"))])
         .await;
+    (web, app, tenant, key)
+}
+
+#[tokio::test]
+async fn dial_client_rings_every_endpoint_and_the_first_accept_wins() {
+    let (web, app, tenant, key) = dialling(
+        "<Response><Dial action=\"/after\" timeout=\"20\"><Client>alice</Client></Dial></Response>",
+    )
+    .await;
     let (mut phone, _) = Client::register(&app, &token(&tenant, &key, "alice")).await;
-    let (mut laptop, laptop_id) = Client::register(&app, &token(&tenant, &key, "alice")).await;
+    let (mut laptop, _) = Client::register(&app, &token(&tenant, &key, "alice")).await;
     let status = get(&app, &tenant, "/v1/Presence/Clients/alice").await;
     assert_eq!(status["endpoints"].as_array().map(Vec::len), Some(2));
 
@@ -410,7 +418,6 @@ async fn dial_client_rings_every_endpoint_and_the_first_accept_wins() {
     assert_eq!(child["to"], "client:alice");
     assert_eq!(child["status"], "completed");
     assert_eq!(child["ended_by"], "callee");
-    let _ = laptop_id;
 
     // Nobody answers within the dial's timeout: no-answer, and both endpoints hear it stopped.
     let call = app
@@ -812,21 +819,10 @@ async fn a_worker_bound_to_presence_goes_offline_with_its_client_and_gets_no_res
 
 #[tokio::test]
 async fn when_one_client_answers_the_others_stop_ringing_at_once() {
-    let web = HttpApp::start(vec![
-        (
-            "/two",
-            Reply::twiml(
-                "<Response><Dial action=\"/after\"><Client>alice</Client><Client>bob</Client></Dial></Response>",
-            ),
-        ),
-        ("/after", Reply::twiml("<Response><Say>after</Say></Response>")),
-    ])
+    let (web, app, tenant, key) = dialling(
+        "<Response><Dial action=\"/after\"><Client>alice</Client><Client>bob</Client></Dial></Response>",
+    )
     .await;
-    let app = spawn().await;
-    let tenant = app.tenant().await;
-    let key = create_key(&app, &tenant).await;
-    app.buy_number(&tenant, "+14155550100", &[("VoiceUrl", &web.url("/two"))])
-        .await;
     let (mut alice, _) = Client::register(&app, &token(&tenant, &key, "alice")).await;
     let (mut bob, _) = Client::register(&app, &token(&tenant, &key, "bob")).await;
     let call = app

@@ -67,3 +67,27 @@ pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
     }
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
+
+/// Creates an account through the operator API of a host started with the admin token `bench`;
+/// answers its sid and auth token.
+pub async fn bench_account(http: &reqwest::Client, base: &str) -> (String, String) {
+    let account: serde_json::Value = http
+        .post(format!("{base}/v1/Accounts"))
+        .bearer_auth("bench")
+        .form(&[("FriendlyName", "bench")])
+        .send()
+        .await
+        .expect("create the account")
+        .error_for_status()
+        .expect("the operator API creates the account")
+        .json()
+        .await
+        .expect("the account as JSON");
+    let field = |name: &str| {
+        account[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} in {account}"))
+            .to_string()
+    };
+    (field("sid"), field("auth_token"))
+}

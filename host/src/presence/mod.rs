@@ -953,31 +953,31 @@ impl Presence {
 
     /// Closes the endpoints registered with tokens of a deleted key.
     pub fn revoke_key(&self, account_sid: &str, key_sid: &str) {
-        let directory = self.directory();
-        let Some(identities) = directory.get(account_sid) else {
-            return;
-        };
-        for endpoint in identities.values().flat_map(|endpoints| endpoints.iter()) {
-            if endpoint.authority().key_sid == key_sid {
-                let _ = endpoint.outbox.send(Outgoing::Close {
-                    code: socket::close_code(Code::AccessTokenRevoked),
-                    reason: "the API key that signed this token was deleted".into(),
-                });
-            }
-        }
+        self.revoke(
+            account_sid,
+            |endpoint| endpoint.authority().key_sid == key_sid,
+            "the API key that signed this token was deleted",
+        );
     }
 
     /// Closes the endpoints of a suspended account.
     pub fn revoke_account(&self, account_sid: &str) {
+        self.revoke(account_sid, |_| true, "the account is suspended");
+    }
+
+    /// Closes the account's endpoints that `revoked` picks, telling them why.
+    fn revoke(&self, account_sid: &str, revoked: impl Fn(&Endpoint) -> bool, reason: &str) {
         let directory = self.directory();
         let Some(identities) = directory.get(account_sid) else {
             return;
         };
         for endpoint in identities.values().flat_map(|endpoints| endpoints.iter()) {
-            let _ = endpoint.outbox.send(Outgoing::Close {
-                code: socket::close_code(Code::AccessTokenRevoked),
-                reason: "the account is suspended".into(),
-            });
+            if revoked(endpoint) {
+                let _ = endpoint.outbox.send(Outgoing::Close {
+                    code: socket::close_code(Code::AccessTokenRevoked),
+                    reason: reason.into(),
+                });
+            }
         }
     }
 

@@ -91,7 +91,7 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
 
 /// Serves one client connection from token check to departure.
 pub async fn serve(presence: Presence, mut socket: WebSocket, token: Option<String>) {
-    let registered = match token {
+    let registration = match token {
         None => Err(ApiError::new(
             Code::InvalidAccessToken,
             "No access token: pass it as ?token=... or in Authorization: Bearer ...",
@@ -101,7 +101,7 @@ pub async fn serve(presence: Presence, mut socket: WebSocket, token: Option<Stri
             Err(error) => Err(error),
         },
     };
-    let (endpoint, mut outbox) = match registered {
+    let (endpoint, mut outbox) = match registration {
         Ok(registered) => registered,
         Err(error) => {
             send(&mut socket, &ServerMessage::error(&error, None)).await;
@@ -109,8 +109,18 @@ pub async fn serve(presence: Presence, mut socket: WebSocket, token: Option<Stri
             return;
         }
     };
-    let settings = presence.settings().clone();
-    let hello = ServerMessage::Registered {
+    let departure = if send(&mut socket, &registered(&presence, &endpoint)).await {
+        converse(&presence, &endpoint, &mut socket, &mut outbox).await
+    } else {
+        Departure::Closed
+    };
+    presence.unregister(&endpoint, departure).await;
+}
+
+/// The `registered` message: sent on connecting, and again when a fresh token is accepted.
+fn registered(presence: &Presence, endpoint: &Endpoint) -> ServerMessage {
+    let settings = presence.settings();
+    ServerMessage::Registered {
         identity: endpoint.identity.clone(),
         endpoint_id: endpoint.id.clone(),
         account_sid: endpoint.account_sid.clone(),
@@ -119,13 +129,7 @@ pub async fn serve(presence: Presence, mut socket: WebSocket, token: Option<Stri
         token_expires_at: crate::store::rfc3339(
             endpoint.authority().expires_at_s.saturating_mul(1000),
         ),
-    };
-    let departure = if send(&mut socket, &hello).await {
-        converse(&presence, &endpoint, &mut socket, &mut outbox).await
-    } else {
-        Departure::Closed
-    };
-    presence.unregister(&endpoint, departure).await;
+    }
 }
 
 /// Exchanges messages until the client leaves, its lease or token runs out, it is revoked, or the
@@ -254,16 +258,7 @@ async fn handle(
             return match presence.renew(endpoint, &token).await {
                 Ok(()) => {
                     presence.heartbeat(endpoint);
-                    Some(ServerMessage::Registered {
-                        identity: endpoint.identity.clone(),
-                        endpoint_id: endpoint.id.clone(),
-                        account_sid: endpoint.account_sid.clone(),
-                        heartbeat_interval_seconds: presence.settings().heartbeat_interval_seconds,
-                        lease_seconds: presence.settings().lease_seconds,
-                        token_expires_at: crate::store::rfc3339(
-                            endpoint.authority().expires_at_s.saturating_mul(1000),
-                        ),
-                    })
+                    Some(registered(presence, endpoint))
                 }
                 Err(error) => Some(ServerMessage::error(&error, None)),
             };
