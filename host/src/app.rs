@@ -121,7 +121,7 @@ impl App {
         let db = Db::open(config.database_url.as_deref(), &config.data_dir).await?;
         let admin_token = admin_token(&config)?;
         let meter = Meter::start(db.clone(), config.runtime.usage_batch_size);
-        let writer = Writer::start(db.clone());
+        let writer = Writer::start(db.clone())?;
         let clock = Clock::new(config.telephony.clock);
         let queues = Queues::new(db.clone(), writer.clone(), clock.clone());
         let routing = Routing::new(

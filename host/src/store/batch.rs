@@ -6,9 +6,15 @@
 //! [`Committed`] handle back. The writer task commits whatever is waiting as one transaction, then
 //! resolves every handle in it. Whoever acknowledges or announces the change awaits the handle
 //! first, so nothing is acknowledged before it is durable. Changes commit in submission order.
+//!
+//! On SQLite the writer is a thread with its own connection ([`sqlite`]); on PostgreSQL, where
+//! several hosts write concurrently, it is an async task on the pool.
+
+mod sqlite;
 
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Db;
@@ -136,15 +142,29 @@ pub struct Writer {
 const BATCH_LIMIT: usize = 512;
 
 impl Writer {
-    /// Starts the writer task on the current runtime.
-    pub fn start(db: Db) -> Writer {
+    /// Starts the writer: a thread with its own connection on SQLite, a task on the current
+    /// runtime on PostgreSQL.
+    pub fn start(db: Db) -> anyhow::Result<Writer> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (announce, events_committed) = watch::channel(0);
-        tokio::spawn(write_batches(db, rx, announce));
-        Writer {
+        match db.sqlite_path() {
+            Some(path) => {
+                let conn = sqlite::open(path)
+                    .with_context(|| format!("could not open {} for writing", path.display()))?;
+                let write_turn = db.write_turn_handle();
+                std::thread::Builder::new()
+                    .name("switchboard-writer".into())
+                    .spawn(move || sqlite::write_batches(conn, write_turn, rx, announce))
+                    .context("could not start the database writer thread")?;
+            }
+            None => {
+                tokio::spawn(write_batches(db, rx, announce));
+            }
+        }
+        Ok(Writer {
             tx,
             events_committed,
-        }
+        })
     }
 
     /// Changes each time a batch that appended to the event log commits: the event router's cue
@@ -177,11 +197,7 @@ async fn write_batches(
     let mut batch = Vec::with_capacity(BATCH_LIMIT);
     while rx.recv_many(&mut batch, BATCH_LIMIT).await > 0 {
         metrics::counter!("switchboard_state_changes_total").increment(batch.len() as u64);
-        let appends_events = batch.iter().any(|(change, _)| {
-            change
-                .iter()
-                .any(|statement| matches!(statement.append, Some(("events", _))))
-        });
+        let announces = appends_events(&batch);
         let result = match commit(&db, &batch).await {
             Ok(()) => Ok(()),
             // One change the database refuses (a constraint, a bad value) must not take the
@@ -193,14 +209,14 @@ async fn write_batches(
                     let result = commit_with_retry(&db, single).await;
                     let _ = entry.1.send(result);
                 }
-                if appends_events {
+                if announces {
                     announce.send_modify(|n| *n += 1);
                 }
                 continue;
             }
             Err(_) => commit_with_retry(&db, &batch).await,
         };
-        if appends_events && result.is_ok() {
+        if announces && result.is_ok() {
             announce.send_modify(|n| *n += 1);
         }
         for (_, ack) in batch.drain(..) {
@@ -229,9 +245,46 @@ async fn commit_with_retry(db: &Db, batch: &[(Change, Ack)]) -> Result<(), NotCo
     Err(NotCommitted("unreachable retry loop end".into()))
 }
 
+/// Whether a batch appends to the event log: the event router is told when such a batch commits.
+fn appends_events(batch: &[(Change, Ack)]) -> bool {
+    batch.iter().any(|(change, _)| {
+        change
+            .iter()
+            .any(|statement| matches!(statement.append, Some(("events", _))))
+    })
+}
+
 /// Appended rows per multi-row insert. Full chunks reuse one prepared statement; the chunk stays
 /// small because SQLite's parameter binding costs grow with the square of a statement's parameters.
 const ROWS_PER_INSERT: usize = 32;
+
+/// Splits a batch's appended rows, in order, into runs that one multi-row insert can take: same
+/// table and columns, at most [`ROWS_PER_INSERT`] rows.
+fn append_runs<'a, 's>(appended: &'a [&'s Statement]) -> impl Iterator<Item = &'a [&'s Statement]> {
+    appended
+        .chunk_by(|a, b| a.append == b.append)
+        .flat_map(|run| run.chunks(ROWS_PER_INSERT))
+}
+
+/// The multi-row insert for a run of appended rows, with the number of parameters per row.
+/// Parameters are numbered `$1..` across the rows, in order.
+fn insert_sql(rows: &[&Statement]) -> Option<(String, usize)> {
+    let (table, columns) = rows.first()?.append?;
+    let width = columns.split(',').count();
+    let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
+    for row in 0..rows.len() {
+        sql.push_str(if row == 0 { "(" } else { ",(" });
+        for column in 0..width {
+            if column > 0 {
+                sql.push(',');
+            }
+            sql.push('$');
+            sql.push_str(&(row * width + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    Some((sql, width))
+}
 
 async fn commit(db: &Db, batch: &[(Change, Ack)]) -> Result<(), sqlx::Error> {
     let _turn = db.write_turn().await;
@@ -246,54 +299,22 @@ async fn commit(db: &Db, batch: &[(Change, Ack)]) -> Result<(), sqlx::Error> {
             }
         }
     }
-    if appended
-        .iter()
-        .any(|statement| matches!(statement.append, Some(("events", _))))
-    {
+    if appends_events(batch) {
         db.lock_event_log(&mut tx).await?;
     }
-    while let Some(first) = appended.first() {
-        let target = first.append;
-        let run = appended
-            .iter()
-            .take(ROWS_PER_INSERT)
-            .take_while(|s| s.append == target)
-            .count();
-        let (rows, rest) = appended.split_at(run);
-        insert_rows(&mut tx, rows).await?;
-        appended = rest.to_vec();
+    for rows in append_runs(&appended) {
+        let Some((sql, _)) = insert_sql(rows) else {
+            continue;
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in rows {
+            for param in &row.params {
+                query = param.bind(query);
+            }
+        }
+        query.execute(&mut *tx).await?;
     }
     tx.commit().await
-}
-
-/// One multi-row insert of appended rows that share a table and columns.
-async fn insert_rows(
-    conn: &mut sqlx::AnyConnection,
-    rows: &[&Statement],
-) -> Result<(), sqlx::Error> {
-    let Some((table, columns)) = rows.first().and_then(|s| s.append) else {
-        return Ok(());
-    };
-    let width = columns.split(',').count();
-    let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
-    for row in 0..rows.len() {
-        sql.push_str(if row == 0 { "(" } else { ",(" });
-        for column in 0..width {
-            if column > 0 {
-                sql.push(',');
-            }
-            sql.push('$');
-            sql.push_str(&(row * width + column + 1).to_string());
-        }
-        sql.push(')');
-    }
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for row in rows {
-        for param in &row.params {
-            query = param.bind(query);
-        }
-    }
-    query.execute(conn).await.map(|_| ())
 }
 
 #[cfg(test)]
@@ -304,7 +325,7 @@ mod tests {
     async fn a_refused_change_does_not_take_its_batch_down() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = Db::open(None, dir.path()).await.expect("database");
-        let writer = Writer::start(db.clone());
+        let writer = Writer::start(db.clone()).expect("writer");
         let insert = |sid: &str| {
             vec![Statement::new(
                 "INSERT INTO queues (sid, account_sid, friendly_name, max_size, average_wait_ms, dequeued_count, date_created, date_updated) VALUES ($1, 'AC1', $1, 1, 0, 0, 0, 0)",

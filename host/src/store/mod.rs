@@ -7,7 +7,7 @@
 
 pub mod batch;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +37,8 @@ pub struct Db {
     /// turns here instead of colliding on the database's lock, whose busy handler sleeps a
     /// millisecond or more at a time: a commit waits for the one before it, never for a timer.
     write_turn: Arc<tokio::sync::Mutex<()>>,
+    /// The database file on SQLite: the group-commit writer opens its own connection to it.
+    sqlite_path: Option<Arc<PathBuf>>,
 }
 
 impl Db {
@@ -61,6 +63,7 @@ impl Db {
                     pool,
                     backend: Backend::Postgres,
                     write_turn: Arc::default(),
+                    sqlite_path: None,
                 }
             }
             Some(url) if url.starts_with("sqlite:") => {
@@ -103,6 +106,7 @@ impl Db {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .log_statements(tracing::log::LevelFilter::Trace);
+        let path = options.get_filename().to_path_buf();
         let url = options.to_url_lossy();
         let any = AnyConnectOptions::from_url(&url)?;
         // `Any` re-parses the URL, which carries only the file name: pragmas are re-applied per
@@ -126,6 +130,7 @@ impl Db {
             pool,
             backend: Backend::Sqlite,
             write_turn: Arc::default(),
+            sqlite_path: Some(Arc::new(path)),
         })
     }
 
@@ -136,6 +141,16 @@ impl Db {
             Backend::Sqlite => Some(self.write_turn.lock().await),
             Backend::Postgres => None,
         }
+    }
+
+    /// The turn [`Db::write_turn`] hands out, for a writer that waits for it off the runtime.
+    pub(crate) fn write_turn_handle(&self) -> Arc<tokio::sync::Mutex<()>> {
+        self.write_turn.clone()
+    }
+
+    /// The database file, on SQLite.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        self.sqlite_path.as_deref().map(PathBuf::as_path)
     }
 
     /// Takes the event log's append lock for the rest of `conn`'s transaction (PostgreSQL only).

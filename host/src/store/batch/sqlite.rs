@@ -1,0 +1,156 @@
+//! The SQLite side of the group-commit writer: a thread with a connection of its own.
+//!
+//! Through sqlx every statement is a round trip between an async task and the connection's worker
+//! thread, and under load each hop waits for a turn on the runtime's two cores: a batch of a few
+//! hundred statements spent most of its time waiting rather than writing, and the writer is the
+//! one serial stage every state change passes through. Here a batch runs synchronously, statement
+//! after statement on one thread with its prepared statements cached, and only the
+//! acknowledgements cross back to the async side.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::{mpsc, watch};
+
+use super::{
+    Ack, BATCH_LIMIT, Change, NotCommitted, Param, Statement, append_runs, appends_events,
+    insert_sql,
+};
+
+/// Opens the writer's connection with the pragmas every connection of the pool has.
+pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // A larger page cache than the default 2 MB: every commit touches the tables' and indexes'
+    // hot pages again, and this connection is the only writer, so its cache stays valid.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;",
+    )?;
+    // Every statement text the host's changes use, plus one multi-row insert per row count.
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
+/// The writer thread: commits what is waiting as one transaction, acknowledges, repeats until
+/// every [`super::Writer`] is gone.
+pub(super) fn write_batches(
+    mut conn: Connection,
+    write_turn: Arc<tokio::sync::Mutex<()>>,
+    mut rx: mpsc::UnboundedReceiver<(Change, Ack)>,
+    announce: watch::Sender<u64>,
+) {
+    let mut batch = Vec::with_capacity(BATCH_LIMIT);
+    while rx.blocking_recv_many(&mut batch, BATCH_LIMIT) > 0 {
+        metrics::counter!("switchboard_state_changes_total").increment(batch.len() as u64);
+        let announces = appends_events(&batch);
+        let result = {
+            let _turn = write_turn.blocking_lock();
+            commit(&mut conn, &batch)
+        };
+        let result = match result {
+            Ok(()) => Ok(()),
+            // One change the database refuses (a constraint, a bad value) must not take the
+            // others of its batch down with it: commit them one by one, each with its own result.
+            Err(error) if batch.len() > 1 => {
+                tracing::warn!(%error, changes = batch.len(), "a batch of state changes failed; committing them one at a time");
+                for entry in batch.drain(..) {
+                    let single = std::slice::from_ref(&entry);
+                    let result = commit_with_retry(&mut conn, &write_turn, single);
+                    let _ = entry.1.send(result);
+                }
+                if announces {
+                    announce.send_modify(|n| *n += 1);
+                }
+                continue;
+            }
+            Err(_) => commit_with_retry(&mut conn, &write_turn, &batch),
+        };
+        if announces && result.is_ok() {
+            announce.send_modify(|n| *n += 1);
+        }
+        for (_, ack) in batch.drain(..) {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
+
+/// A database that is briefly unavailable should not lose changes: retry with backoff, then report.
+fn commit_with_retry(
+    conn: &mut Connection,
+    write_turn: &tokio::sync::Mutex<()>,
+    batch: &[(Change, Ack)],
+) -> Result<(), NotCommitted> {
+    let mut delay = Duration::from_millis(50);
+    let mut attempt = 0;
+    loop {
+        let result = {
+            let _turn = write_turn.blocking_lock();
+            commit(conn, batch)
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < 5 => {
+                tracing::warn!(%error, attempt, "state changes not committed; retrying");
+                std::thread::sleep(delay);
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(error) => {
+                tracing::error!(%error, changes = batch.len(), "state changes lost after retries");
+                return Err(NotCommitted(error.to_string()));
+            }
+        }
+    }
+}
+
+fn commit(conn: &mut Connection, batch: &[(Change, Ack)]) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut appended: Vec<&Statement> = Vec::new();
+    for (change, _) in batch {
+        for statement in change {
+            if statement.append.is_some() {
+                appended.push(statement);
+            } else {
+                execute(&tx, statement.sql, |n| {
+                    n.checked_sub(1).and_then(|i| statement.params.get(i))
+                })?;
+            }
+        }
+    }
+    for rows in append_runs(&appended) {
+        if let Some((sql, width)) = insert_sql(rows) {
+            execute(&tx, &sql, |n| {
+                let i = n.checked_sub(1)?;
+                rows.get(i / width)?.params.get(i % width)
+            })?;
+        }
+    }
+    tx.commit()
+}
+
+/// Runs one statement; `param(n)` gives the value of `$n`. SQLite numbers named parameters by first
+/// appearance, so each is bound by the number in its name, the form both backends accept.
+fn execute<'p>(
+    conn: &Connection,
+    sql: &str,
+    param: impl Fn(usize) -> Option<&'p Param>,
+) -> rusqlite::Result<()> {
+    let mut statement = conn.prepare_cached(sql)?;
+    for index in 1..=statement.parameter_count() {
+        let number = statement
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|digits| digits.parse::<usize>().ok())
+            .unwrap_or(index);
+        match param(number) {
+            Some(Param::Text(text)) => statement.raw_bind_parameter(index, text.as_deref())?,
+            Some(Param::Int(int)) => statement.raw_bind_parameter(index, *int)?,
+            None => statement.raw_bind_parameter(index, rusqlite::types::Null)?,
+        }
+    }
+    let mut rows = statement.raw_query();
+    while rows.next()?.is_some() {}
+    Ok(())
+}
