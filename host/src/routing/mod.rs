@@ -521,7 +521,12 @@ impl Routing {
         };
         let prepared = {
             let guard = lock(&space);
-            let request = callbacks::AssignmentRequest::of(&guard, reservation_sid, self.now());
+            // Most workflows have no assignment callback: nothing to build for them.
+            let Some(request) =
+                callbacks::AssignmentRequest::of(&guard, reservation_sid, self.now())
+            else {
+                return;
+            };
             let event = guard
                 .reservation_data(reservation_sid)
                 .map(|(description, data)| types::Event {
@@ -535,9 +540,7 @@ impl Routing {
                         .event_data("reservation", reservation_sid, description, data)
                         .to_string(),
                 });
-            request
-                .zip(event)
-                .map(|(r, e)| (r, e, guard.workspace.account_sid.clone()))
+            event.map(|e| (request, e, guard.workspace.account_sid.clone()))
         };
         let Some((request, event, account_sid)) = prepared else {
             return;

@@ -23,10 +23,8 @@ use super::{
 pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    // A larger page cache than the default 2 MB: every commit touches the tables' and indexes'
-    // hot pages again, and this connection is the only writer, so its cache stays valid.
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
     )?;
     // Every statement text the host's changes use, plus one multi-row insert per row count.
     conn.set_prepared_statement_cache_capacity(256);

@@ -819,6 +819,30 @@ impl Session {
         }
     }
 
+    /// Runs `work` (fetching or synthesizing media) while listening for commands, so a hangup,
+    /// redirect or dequeue takes effect at once rather than after the media is ready. `Err`
+    /// carries what interrupted it, as for [`Session::play_for`].
+    async fn unless_interrupted<T>(
+        &mut self,
+        work: impl std::future::Future<Output = T>,
+        barge_in: bool,
+    ) -> Result<T, Result<String, Flow>> {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut work => return Ok(done),
+                wake = self.wait(None) => {
+                    if let Wake::Command(command) = wake
+                        && let Some(interrupt) = self.interruption(command, barge_in)
+                    {
+                        return Err(interrupt);
+                    }
+                }
+            }
+        }
+    }
+
     /// How much of `duration_ms` of media the caller heard: all of it unless something cut it
     /// short, then the clock time it played for (scaled by the media speed).
     fn heard_ms(&self, duration_ms: i64, started: i64, completed: bool) -> i64 {
@@ -846,11 +870,13 @@ impl Session {
         loop_count: u32,
         barge_in: bool,
     ) -> Result<(), Result<String, Flow>> {
+        let media = self.core.media.clone();
         let speech = self
-            .core
-            .media
-            .synthesize(text, voice.as_deref(), language.as_deref())
-            .await;
+            .unless_interrupted(
+                media.synthesize(text, voice.as_deref(), language.as_deref()),
+                barge_in,
+            )
+            .await?;
         let (media_url, duration_ms, error) = match speech {
             Ok(clip) => (Some(clip.url), clip.duration_ms as i64, None),
             Err(error) => {
@@ -894,7 +920,11 @@ impl Session {
         loop_count: u32,
         barge_in: bool,
     ) -> Result<(), Result<String, Flow>> {
-        let (media_url, duration_ms, error) = match self.core.media.resolve_url(url).await {
+        let media = self.core.media.clone();
+        let resolved = self
+            .unless_interrupted(media.resolve_url(url), barge_in)
+            .await?;
+        let (media_url, duration_ms, error) = match resolved {
             Ok(clip) => (Some(clip.url), Some(clip.duration_ms as i64), None),
             Err(error) => {
                 tracing::info!(call_sid = %self.leg.sid(), %url, %error, "media could not be played");
