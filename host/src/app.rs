@@ -1,4 +1,4 @@
-//! Assembles the host from its parts and runs it: database, usage writer, runtime, registry, HTTP.
+//! Assembles the host from its parts and runs it: database, its writer, runtime, registry, HTTP.
 
 use std::net::SocketAddr;
 use std::ops::Deref;
@@ -120,8 +120,8 @@ impl App {
         let metrics = metrics_handle()?;
         let db = Db::open(config.database_url.as_deref(), &config.data_dir).await?;
         let admin_token = admin_token(&config)?;
-        let meter = Meter::start(db.clone(), config.runtime.usage_batch_size);
         let writer = Writer::start(db.clone())?;
+        let meter = Meter::new(writer.clone());
         let clock = Clock::new(config.telephony.clock);
         let queues = Queues::new(db.clone(), writer.clone(), clock.clone());
         let routing = Routing::new(

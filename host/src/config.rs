@@ -108,8 +108,6 @@ pub struct RuntimeSettings {
     /// Invocations running at once; more wait for a slot (and are answered 429 if none frees in
     /// time). Also sizes the instance pool.
     pub max_concurrent_invocations: u32,
-    /// Usage records are written in batches of at most this many rows per transaction.
-    pub usage_batch_size: usize,
 }
 
 impl Default for RuntimeSettings {
@@ -117,7 +115,6 @@ impl Default for RuntimeSettings {
         RuntimeSettings {
             pooling: true,
             max_concurrent_invocations: 256,
-            usage_batch_size: 1_000,
         }
     }
 }

@@ -1,22 +1,21 @@
-//! Usage records: one per module invocation, written in batches by a single writer task.
+//! Usage records: one per module invocation, committed through the host's group-commit writer.
 //!
 //! An invocation hands its record to [`Meter::record`] and gets a [`Committed`] handle back. The
-//! writer groups whatever records are waiting into one multi-row insert per transaction (group
-//! commit), then resolves every handle in the batch: callers that acknowledge work to a user await
-//! the handle, so nothing is acknowledged before its usage is durable, while the hot path pays for
-//! one channel send instead of one transaction.
+//! record is a row appended in the writer's next batch, with the event announcing a failed
+//! invocation, so it commits in one transaction with whatever state changes are waiting. Callers
+//! that acknowledge work to a user await the handle, so nothing is acknowledged before its usage
+//! is durable, while the hot path pays for one channel send instead of a transaction.
 
 pub mod api;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::Row;
-use tokio::sync::{mpsc, oneshot};
 
 use crate::runtime::{Outcome, World};
 use crate::store::Db;
+use crate::store::batch::{Statement, Writer};
 
 /// What one invocation used.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -46,159 +45,55 @@ pub struct UsageRecord {
 
 pub use crate::store::batch::{Committed, NotCommitted};
 
-/// Where the writer reports whether a record was committed.
-type Ack = oneshot::Sender<Result<(), NotCommitted>>;
-
-enum Pending {
-    Record(Box<UsageRecord>, Ack),
-    Flush(oneshot::Sender<()>),
-}
-
-/// The sending side of the usage writer. Cheap to clone.
+/// Records usage. Cheap to clone.
 #[derive(Clone)]
 pub struct Meter {
-    tx: mpsc::Sender<Pending>,
+    writer: Writer,
 }
 
-/// Rows per insert statement. A fixed size lets every full chunk reuse one prepared statement.
-/// Kept small because SQLite looks bound parameters up by walking a list, so binding costs grow
-/// with the square of the parameters in one statement (13 a row).
-const ROWS_PER_STATEMENT: usize = 16;
-/// Columns of a usage row.
-const COLUMNS: usize = 14;
-/// Records waiting for the writer before `record` makes invocations wait (back-pressure).
-const QUEUE_CAPACITY: usize = 65_536;
-
 impl Meter {
-    /// Starts the writer task on the current runtime.
-    pub fn start(db: Db, batch_size: usize) -> Meter {
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(write_batches(db, rx, batch_size.max(1)));
-        Meter { tx }
+    pub fn new(writer: Writer) -> Meter {
+        Meter { writer }
     }
 
-    /// Queues a record for the next batch.
-    pub async fn record(&self, usage: UsageRecord) -> Committed {
-        let (ack, done) = oneshot::channel();
-        if let Err(error) = self.tx.send(Pending::Record(Box::new(usage), ack)).await
-            && let Pending::Record(_, ack) = error.0
-        {
-            let _ = ack.send(Err(NotCommitted("the usage writer stopped".into())));
+    /// Queues a record (and, for a failed invocation, its event) for the writer's next batch.
+    pub fn record(&self, usage: &UsageRecord) -> Committed {
+        let mut change = vec![usage_row(usage)];
+        if usage.outcome != Outcome::Ok {
+            change.push(failure_event(usage).statement());
         }
-        Committed::new(done)
+        metrics::counter!("switchboard_usage_records_total").increment(1);
+        self.writer.submit(change)
     }
 
     /// Waits until every record queued before this call is committed.
     pub async fn flush(&self) {
-        let (ack, done) = oneshot::channel();
-        if self.tx.send(Pending::Flush(ack)).await.is_ok() {
-            let _ = done.await;
-        }
+        self.writer.flush().await;
     }
 }
 
-async fn write_batches(db: Db, mut rx: mpsc::Receiver<Pending>, batch_size: usize) {
-    let mut batch = Vec::with_capacity(batch_size);
-    let mut flushes = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(pending) = next.take() {
-            match pending {
-                Pending::Record(record, ack) => batch.push((record, ack)),
-                Pending::Flush(ack) => flushes.push(ack),
-            }
-            if batch.len() < batch_size {
-                next = rx.try_recv().ok();
-            }
-        }
-        if !batch.is_empty() {
-            let result = commit_with_retry(&db, &batch).await;
-            metrics::counter!("switchboard_usage_records_total").increment(batch.len() as u64);
-            for (_, ack) in batch.drain(..) {
-                let _ = ack.send(result.clone());
-            }
-        }
-        for ack in flushes.drain(..) {
-            let _ = ack.send(());
-        }
-    }
-}
-
-/// A failed commit is retried with backoff before the records are reported lost; a database that
-/// is briefly unavailable should not cost usage data.
-async fn commit_with_retry(db: &Db, batch: &[(Box<UsageRecord>, Ack)]) -> Result<(), NotCommitted> {
-    let mut delay = Duration::from_millis(50);
-    let mut attempt = 0;
-    loop {
-        match commit(db, batch).await {
-            Ok(()) => return Ok(()),
-            Err(error) if attempt < 5 => {
-                tracing::warn!(%error, attempt, "usage batch not committed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
-            }
-            Err(error) => {
-                tracing::error!(%error, records = batch.len(), "usage batch lost after retries");
-                return Err(NotCommitted(error.to_string()));
-            }
-        }
-    }
-}
-
-async fn commit(db: &Db, batch: &[(Box<UsageRecord>, Ack)]) -> Result<(), sqlx::Error> {
-    let _turn = db.write_turn().await;
-    let mut tx = db.pool().begin().await?;
-    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = String::from(
-            "INSERT INTO usage_records (account_sid, module_sid, module_name, module_version, world, fuel_consumed, wall_time_us, peak_memory_bytes, host_calls, tts_characters, outcome, call_sid, task_sid, date_created) VALUES ",
-        );
-        for row in 0..chunk.len() {
-            if row > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for column in 0..COLUMNS {
-                if column > 0 {
-                    sql.push(',');
-                }
-                sql.push('$');
-                sql.push_str(&(row * COLUMNS + column + 1).to_string());
-            }
-            sql.push(')');
-        }
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (record, _) in chunk {
-            query = query
-                .bind(record.account_sid.clone())
-                .bind(record.module_sid.clone())
-                .bind(record.module_name.clone())
-                .bind(record.module_version)
-                .bind(record.world.as_str())
-                .bind(saturating_i64(record.fuel_consumed))
-                .bind(saturating_i64(record.wall_time_us))
-                .bind(saturating_i64(record.peak_memory_bytes))
-                .bind(saturating_i64(record.host_calls))
-                .bind(saturating_i64(record.tts_characters))
-                .bind(record.outcome.as_str())
-                .bind(record.call_sid.clone())
-                .bind(record.task_sid.clone())
-                .bind(record.date_created);
-        }
-        query.execute(&mut *tx).await?;
-    }
-    let failures: Vec<&UsageRecord> = batch
-        .iter()
-        .map(|(record, _)| record.as_ref())
-        .filter(|record| record.outcome != Outcome::Ok)
-        .collect();
-    if !failures.is_empty() {
-        db.lock_event_log(&mut tx).await?;
-        for record in failures {
-            crate::events::append(&mut tx, &failure_event(record)).await?;
-        }
-    }
-    tx.commit().await
+/// A usage record's row in `usage_records`.
+fn usage_row(record: &UsageRecord) -> Statement {
+    Statement::append(
+        "usage_records",
+        "account_sid, module_sid, module_name, module_version, world, fuel_consumed, wall_time_us, peak_memory_bytes, host_calls, tts_characters, outcome, call_sid, task_sid, date_created",
+        vec![
+            record.account_sid.clone().into(),
+            record.module_sid.clone().into(),
+            record.module_name.clone().into(),
+            record.module_version.into(),
+            record.world.as_str().into(),
+            saturating_i64(record.fuel_consumed).into(),
+            saturating_i64(record.wall_time_us).into(),
+            saturating_i64(record.peak_memory_bytes).into(),
+            saturating_i64(record.host_calls).into(),
+            saturating_i64(record.tts_characters).into(),
+            record.outcome.as_str().into(),
+            record.call_sid.clone().into(),
+            record.task_sid.clone().into(),
+            record.date_created.into(),
+        ],
+    )
 }
 
 /// The event announcing a failed invocation: a limit the module reached (its quota of fuel, time,

@@ -40,7 +40,7 @@ pub const DEFAULT_RESERVATION_TIMEOUT: i64 = 120;
 #[derive(Default)]
 pub struct Effects {
     pub change: Change,
-    /// Events appended, for the workspace's event callback: `(type, data)`.
+    /// Events appended, for the workspace's event callback: `(type, data)`; empty when it has none.
     pub events: Vec<(String, Value)>,
     /// Reservations created: their assignment callbacks go out after the commit.
     pub offers: Vec<String>,
@@ -287,6 +287,12 @@ impl Space {
         data: Map<String, Value>,
     ) {
         let data = self.event_data(resource_type, resource_sid, description, data);
+        // Only a workspace with an EventCallbackUrl posts its events; the others need no copy.
+        let callback = self
+            .workspace
+            .event_callback_url
+            .is_some()
+            .then(|| (event_type.to_string(), data.clone()));
         fx.change.push(
             NewEvent {
                 account_sid: &self.workspace.account_sid,
@@ -294,11 +300,11 @@ impl Space {
                 source: self.source(),
                 subject: Some(resource_sid),
                 time_ms: self.now,
-                data: data.clone(),
+                data,
             }
             .statement(),
         );
-        fx.events.push((event_type.to_string(), data));
+        fx.events.extend(callback);
     }
 
     /// An event's data: its own fields plus the workspace, resource and time every event carries.

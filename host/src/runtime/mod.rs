@@ -579,7 +579,7 @@ impl Runtime {
                 "module invocation failed"
             );
         }
-        let committed = self.meter.record(usage.clone()).await;
+        let committed = self.meter.record(&usage);
         Invoked {
             result,
             usage,
@@ -605,7 +605,7 @@ impl Runtime {
             task_sid: target.task_sid.clone(),
             date_created: crate::store::now_ms(),
         };
-        let committed = self.meter.record(usage.clone()).await;
+        let committed = self.meter.record(&usage);
         Invoked {
             result: Err(failure),
             usage,

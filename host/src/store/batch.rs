@@ -151,10 +151,9 @@ impl Writer {
             Some(path) => {
                 let conn = sqlite::open(path)
                     .with_context(|| format!("could not open {} for writing", path.display()))?;
-                let write_turn = db.write_turn_handle();
                 std::thread::Builder::new()
                     .name("switchboard-writer".into())
-                    .spawn(move || sqlite::write_batches(conn, write_turn, rx, announce))
+                    .spawn(move || sqlite::write_batches(conn, rx, announce))
                     .context("could not start the database writer thread")?;
             }
             None => {
@@ -287,7 +286,6 @@ fn insert_sql(rows: &[&Statement]) -> Option<(String, usize)> {
 }
 
 async fn commit(db: &Db, batch: &[(Change, Ack)]) -> Result<(), sqlx::Error> {
-    let _turn = db.write_turn().await;
     let mut tx = db.pool().begin().await?;
     let mut appended: Vec<&Statement> = Vec::new();
     for (change, _) in batch {
@@ -344,5 +342,25 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(count, 2);
+    }
+
+    #[tokio::test]
+    async fn parameters_bind_by_their_number_in_any_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(None, dir.path()).await.expect("database");
+        let writer = Writer::start(db.clone()).expect("writer");
+        // `$2` comes first in the text: SQLite would number it 1 if bound by position.
+        let change = vec![Statement::new(
+            "INSERT INTO queues (friendly_name, sid, account_sid, max_size, average_wait_ms, dequeued_count, date_created, date_updated) VALUES ($2, $1, 'AC1', $3, 0, 0, $3, $3)",
+            vec!["QU1".into(), "support".into(), 7i64.into()],
+        )];
+        writer.submit(change).wait().await.expect("committed");
+        let (name, size): (String, i64) = sqlx::query_as(
+            "SELECT friendly_name, CAST(max_size AS BIGINT) FROM queues WHERE sid = 'QU1'",
+        )
+        .fetch_one(db.pool())
+        .await
+        .expect("row");
+        assert_eq!((name.as_str(), size), ("support", 7));
     }
 }

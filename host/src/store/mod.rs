@@ -33,10 +33,6 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite takes one writer at a time. The host's writers (state changes, usage records) take
-    /// turns here instead of colliding on the database's lock, whose busy handler sleeps a
-    /// millisecond or more at a time: a commit waits for the one before it, never for a timer.
-    write_turn: Arc<tokio::sync::Mutex<()>>,
     /// The database file on SQLite: the group-commit writer opens its own connection to it.
     sqlite_path: Option<Arc<PathBuf>>,
 }
@@ -62,7 +58,6 @@ impl Db {
                 Db {
                     pool,
                     backend: Backend::Postgres,
-                    write_turn: Arc::default(),
                     sqlite_path: None,
                 }
             }
@@ -129,23 +124,8 @@ impl Db {
         Ok(Db {
             pool,
             backend: Backend::Sqlite,
-            write_turn: Arc::default(),
             sqlite_path: Some(Arc::new(path)),
         })
-    }
-
-    /// Waits for this process's turn to write (SQLite only; PostgreSQL takes concurrent writers).
-    /// Hold the guard for the whole write transaction.
-    pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.backend {
-            Backend::Sqlite => Some(self.write_turn.lock().await),
-            Backend::Postgres => None,
-        }
-    }
-
-    /// The turn [`Db::write_turn`] hands out, for a writer that waits for it off the runtime.
-    pub(crate) fn write_turn_handle(&self) -> Arc<tokio::sync::Mutex<()>> {
-        self.write_turn.clone()
     }
 
     /// The database file, on SQLite.

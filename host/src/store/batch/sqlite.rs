@@ -8,7 +8,6 @@
 //! acknowledgements cross back to the async side.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -35,7 +34,6 @@ pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
 /// every [`super::Writer`] is gone.
 pub(super) fn write_batches(
     mut conn: Connection,
-    write_turn: Arc<tokio::sync::Mutex<()>>,
     mut rx: mpsc::UnboundedReceiver<(Change, Ack)>,
     announce: watch::Sender<u64>,
 ) {
@@ -43,11 +41,7 @@ pub(super) fn write_batches(
     while rx.blocking_recv_many(&mut batch, BATCH_LIMIT) > 0 {
         metrics::counter!("switchboard_state_changes_total").increment(batch.len() as u64);
         let announces = appends_events(&batch);
-        let result = {
-            let _turn = write_turn.blocking_lock();
-            commit(&mut conn, &batch)
-        };
-        let result = match result {
+        let result = match commit(&mut conn, &batch) {
             Ok(()) => Ok(()),
             // One change the database refuses (a constraint, a bad value) must not take the
             // others of its batch down with it: commit them one by one, each with its own result.
@@ -55,7 +49,7 @@ pub(super) fn write_batches(
                 tracing::warn!(%error, changes = batch.len(), "a batch of state changes failed; committing them one at a time");
                 for entry in batch.drain(..) {
                     let single = std::slice::from_ref(&entry);
-                    let result = commit_with_retry(&mut conn, &write_turn, single);
+                    let result = commit_with_retry(&mut conn, single);
                     let _ = entry.1.send(result);
                 }
                 if announces {
@@ -63,7 +57,7 @@ pub(super) fn write_batches(
                 }
                 continue;
             }
-            Err(_) => commit_with_retry(&mut conn, &write_turn, &batch),
+            Err(_) => commit_with_retry(&mut conn, &batch),
         };
         if announces && result.is_ok() {
             announce.send_modify(|n| *n += 1);
@@ -75,19 +69,11 @@ pub(super) fn write_batches(
 }
 
 /// A database that is briefly unavailable should not lose changes: retry with backoff, then report.
-fn commit_with_retry(
-    conn: &mut Connection,
-    write_turn: &tokio::sync::Mutex<()>,
-    batch: &[(Change, Ack)],
-) -> Result<(), NotCommitted> {
+fn commit_with_retry(conn: &mut Connection, batch: &[(Change, Ack)]) -> Result<(), NotCommitted> {
     let mut delay = Duration::from_millis(50);
     let mut attempt = 0;
     loop {
-        let result = {
-            let _turn = write_turn.blocking_lock();
-            commit(conn, batch)
-        };
-        match result {
+        match commit(conn, batch) {
             Ok(()) => return Ok(()),
             Err(error) if attempt < 5 => {
                 tracing::warn!(%error, attempt, "state changes not committed; retrying");

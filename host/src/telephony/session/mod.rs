@@ -819,28 +819,22 @@ impl Session {
         }
     }
 
-    /// Runs `work` (fetching or synthesizing media) while listening for commands, so a hangup,
-    /// redirect or dequeue takes effect at once rather than after the media is ready. `Err`
-    /// carries what interrupted it, as for [`Session::play_for`].
-    async fn unless_interrupted<T>(
+    /// Runs `work` (fetching or synthesizing media); a queued caller's dequeue takes effect at
+    /// once rather than after the media is ready. Other commands wait for the media as before,
+    /// so keys pressed meanwhile still cut the prompt short once it plays.
+    async fn unless_dequeued<T>(
         &mut self,
         work: impl std::future::Future<Output = T>,
-        barge_in: bool,
     ) -> Result<T, Result<String, Flow>> {
         tokio::pin!(work);
-        loop {
+        if let Some(inbox) = self.inbox.as_mut() {
             tokio::select! {
                 biased;
                 done = &mut work => return Ok(done),
-                wake = self.wait(None) => {
-                    if let Wake::Command(command) = wake
-                        && let Some(interrupt) = self.interruption(command, barge_in)
-                    {
-                        return Err(interrupt);
-                    }
-                }
+                Some(dequeue) = inbox.recv() => return Err(Err(Flow::Dequeued(*dequeue))),
             }
         }
+        Ok(work.await)
     }
 
     /// How much of `duration_ms` of media the caller heard: all of it unless something cut it
@@ -872,10 +866,7 @@ impl Session {
     ) -> Result<(), Result<String, Flow>> {
         let media = self.core.media.clone();
         let speech = self
-            .unless_interrupted(
-                media.synthesize(text, voice.as_deref(), language.as_deref()),
-                barge_in,
-            )
+            .unless_dequeued(media.synthesize(text, voice.as_deref(), language.as_deref()))
             .await?;
         let (media_url, duration_ms, error) = match speech {
             Ok(clip) => (Some(clip.url), clip.duration_ms as i64, None),
@@ -921,9 +912,7 @@ impl Session {
         barge_in: bool,
     ) -> Result<(), Result<String, Flow>> {
         let media = self.core.media.clone();
-        let resolved = self
-            .unless_interrupted(media.resolve_url(url), barge_in)
-            .await?;
+        let resolved = self.unless_dequeued(media.resolve_url(url)).await?;
         let (media_url, duration_ms, error) = match resolved {
             Ok(clip) => (Some(clip.url), Some(clip.duration_ms as i64), None),
             Err(error) => {
