@@ -44,6 +44,8 @@
 //!   one-row baseline, that drive the log to the threshold, so the stalls land on them.
 //!
 //! `BENCH_CALLERS` and `BENCH_HOLD_SECONDS` override the number of callers and the hold's length.
+//! `BENCH_SPEECH=off` runs without a text-to-speech engine, so the module's announcements fail at
+//! once (error 32005, the call goes on) instead of being synthesized: the host's own costs alone.
 //!
 //! Run with `cargo bench -p switchboard-host --bench queues`.
 
@@ -257,6 +259,10 @@ async fn bench() {
         ..Config::default()
     };
     config.telephony.media_speed = 1.0;
+    let speech = std::env::var("BENCH_SPEECH").map_or(true, |v| v != "off");
+    if !speech {
+        config.media.tts_command = "/nonexistent/tts".into();
+    }
     let state = App::build(config).await.expect("build the host");
     let (account, _) = state.accounts.create("bench").await.expect("account");
     for (name, file, world) in [

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::calls::{CallRecord, Experience, Party, TimelineEntry};
-use super::handler::{Controller, HandlerError, Request, resolve_uri};
+use super::handler::{Answer as HandlerAnswer, Controller, HandlerError, Request, resolve_uri};
 use super::{Core, Live};
 use crate::accounts::Account;
 use crate::api::error::Code;
@@ -451,6 +451,42 @@ impl Session {
 
     /// Asks a handler for a document, moving the call into that handler's segment.
     async fn fetch(&mut self, request: &Request) -> Result<Document, HandlerError> {
+        self.count_fetch()?;
+        let record = self.leg.record();
+        let view = record.view();
+        // Boxed: the request (a module invocation or an HTTP exchange) is large and short-lived,
+        // and would otherwise be part of every waiting call's state.
+        let answer = Box::pin(self.core.request(&self.account, &view, request)).await;
+        self.document(request, answer)
+    }
+
+    /// [`Session::fetch`] for a queued caller's wait-state application: a dequeue that arrives
+    /// meanwhile takes effect at once (`Err`). The request runs on a task of its own, so an
+    /// abandoned invocation still finishes and is metered; its document is dropped.
+    async fn fetch_while_queued(
+        &mut self,
+        request: &Request,
+    ) -> Result<Result<Document, HandlerError>, Flow> {
+        if let Err(error) = self.count_fetch() {
+            return Ok(Err(error));
+        }
+        let core = self.core.clone();
+        let account = self.account.clone();
+        let record = self.leg.record();
+        let owned = request.clone();
+        let answer =
+            tokio::spawn(async move { core.request(&account, &record.view(), &owned).await });
+        match self.unless_dequeued(answer).await? {
+            Ok(answer) => Ok(self.document(request, answer)),
+            Err(error) => Ok(Err(HandlerError::new(
+                Code::ModuleHostError,
+                format!("the wait-state request stopped: {error}"),
+            ))),
+        }
+    }
+
+    /// Counts a request toward the redirect-loop limit.
+    fn count_fetch(&mut self) -> Result<(), HandlerError> {
         self.fetches_without_progress += 1;
         if self.fetches_without_progress > self.core.settings.max_fetches_without_progress {
             return Err(HandlerError::new(
@@ -461,11 +497,15 @@ impl Session {
                 ),
             ));
         }
-        let record = self.leg.record();
-        let view = record.view();
-        // Boxed: the request (a module invocation or an HTTP exchange) is large and short-lived,
-        // and would otherwise be part of every waiting call's state.
-        let answer = Box::pin(self.core.request(&self.account, &view, request)).await;
+        Ok(())
+    }
+
+    /// What a handler answered, as a document; the call moves into the handler's segment.
+    fn document(
+        &mut self,
+        request: &Request,
+        answer: HandlerAnswer,
+    ) -> Result<Document, HandlerError> {
         self.enter_segment(&answer.controller);
         if let Some(segment) = self.segment.as_mut() {
             segment.invocations += 1;
@@ -825,13 +865,13 @@ impl Session {
     async fn unless_dequeued<T>(
         &mut self,
         work: impl std::future::Future<Output = T>,
-    ) -> Result<T, Result<String, Flow>> {
+    ) -> Result<T, Flow> {
         tokio::pin!(work);
         if let Some(inbox) = self.inbox.as_mut() {
             tokio::select! {
                 biased;
                 done = &mut work => return Ok(done),
-                Some(dequeue) = inbox.recv() => return Err(Err(Flow::Dequeued(*dequeue))),
+                Some(dequeue) = inbox.recv() => return Err(Flow::Dequeued(*dequeue)),
             }
         }
         Ok(work.await)
@@ -867,7 +907,8 @@ impl Session {
         let media = self.core.media.clone();
         let speech = self
             .unless_dequeued(media.synthesize(text, voice.as_deref(), language.as_deref()))
-            .await?;
+            .await
+            .map_err(Err)?;
         let (media_url, duration_ms, error) = match speech {
             Ok(clip) => (Some(clip.url), clip.duration_ms as i64, None),
             Err(error) => {
@@ -912,7 +953,10 @@ impl Session {
         barge_in: bool,
     ) -> Result<(), Result<String, Flow>> {
         let media = self.core.media.clone();
-        let resolved = self.unless_dequeued(media.resolve_url(url)).await?;
+        let resolved = self
+            .unless_dequeued(media.resolve_url(url))
+            .await
+            .map_err(Err)?;
         let (media_url, duration_ms, error) = match resolved {
             Ok(clip) => (Some(clip.url), Some(clip.duration_ms as i64), None),
             Err(error) => {

@@ -353,9 +353,10 @@ impl Session {
                 Some(mut request) => {
                     request.parameters = queue_parameters(&status);
                     request.wait = Some(status);
-                    match self.fetch(&request).await {
-                        Ok(document) => self.run_document(&document, Mode::Wait).await,
-                        Err(error) => self.wait_failed(&seat, &request, error).await,
+                    match self.fetch_while_queued(&request).await {
+                        Ok(Ok(document)) => self.run_document(&document, Mode::Wait).await,
+                        Ok(Err(error)) => self.wait_failed(&seat, &request, error).await,
+                        Err(dequeued) => dequeued,
                     }
                 }
                 None => self.hold(&hold).await,
