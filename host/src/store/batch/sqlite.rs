@@ -6,8 +6,14 @@
 //! one serial stage every state change passes through. Here a batch runs synchronously, statement
 //! after statement on one thread with its prepared statements cached, and only the
 //! acknowledgements cross back to the async side.
+//!
+//! Checkpoints (copying the write-ahead log back into the database file) run on a second thread
+//! with its own connection. Left to SQLite they would run inside whichever commit crosses the
+//! log's threshold, and every change waiting behind that commit would wait for the copy and its
+//! sync as well. A passive checkpoint never blocks the writer.
 
 use std::path::Path;
+use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -18,24 +24,46 @@ use super::{
     insert_sql,
 };
 
-/// Opens the writer's connection with the pragmas every connection of the pool has.
+/// The checkpointer's pause after each checkpoint: under a busy writer it copies the log back
+/// about ten times a second, each time what the commits since the last one wrote.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Opens the writer's connection with the pragmas every connection of the pool has; its commits
+/// leave checkpoints to [`checkpoints`].
 pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
     )?;
     // Every statement text the host's changes use, plus one multi-row insert per row count.
     conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
 
+/// The checkpointer thread: a passive checkpoint after the writer has committed, and a last one
+/// when the writer stops.
+pub(super) fn checkpoints(conn: Connection, wake: std_mpsc::Receiver<()>) {
+    let checkpoint = || {
+        if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+            tracing::warn!(%error, "write-ahead log checkpoint failed; the next one retries");
+        }
+    };
+    while wake.recv().is_ok() {
+        checkpoint();
+        std::thread::sleep(CHECKPOINT_PAUSE);
+        while wake.try_recv().is_ok() {}
+    }
+    checkpoint();
+}
+
 /// The writer thread: commits what is waiting as one transaction, acknowledges, repeats until
-/// every [`super::Writer`] is gone.
+/// every [`super::Writer`] is gone. Tells the checkpointer after each commit.
 pub(super) fn write_batches(
     mut conn: Connection,
     mut rx: mpsc::UnboundedReceiver<(Change, Ack)>,
     announce: watch::Sender<u64>,
+    checkpointer: std_mpsc::Sender<()>,
 ) {
     let mut batch = Vec::with_capacity(BATCH_LIMIT);
     while rx.blocking_recv_many(&mut batch, BATCH_LIMIT) > 0 {
@@ -55,6 +83,7 @@ pub(super) fn write_batches(
                 if announces {
                     announce.send_modify(|n| *n += 1);
                 }
+                let _ = checkpointer.send(());
                 continue;
             }
             Err(_) => commit_with_retry(&mut conn, &batch),
@@ -65,6 +94,7 @@ pub(super) fn write_batches(
         for (_, ack) in batch.drain(..) {
             let _ = ack.send(result.clone());
         }
+        let _ = checkpointer.send(());
     }
 }
 
