@@ -128,7 +128,7 @@ pub struct Media {
     fetcher: Fetcher,
     speech: Option<Box<dyn SpeechEngine>>,
     settings: MediaSettings,
-    flights: Mutex<HashMap<String, Flight>>,
+    flights: Arc<Mutex<HashMap<String, Flight>>>,
 }
 
 fn now_unix() -> i64 {
@@ -178,7 +178,7 @@ impl Media {
             fetcher: Fetcher::new(settings)?,
             speech,
             settings: settings.clone(),
-            flights: Mutex::new(HashMap::new()),
+            flights: Arc::default(),
         })
     }
 
@@ -313,24 +313,27 @@ impl Media {
                     .boxed()
                     .shared();
                     flights.insert(key.clone(), flight.clone());
+                    // The flight retires itself once its work is done, even when every caller
+                    // stopped waiting (a dequeued call, say); later callers find the cache. Only
+                    // this flight: a newer one for the same key may have started since.
+                    let all = Arc::clone(&self.flights);
+                    let done = flight.clone();
+                    tokio::spawn(async move {
+                        let _ = done.clone().await;
+                        let mut flights =
+                            all.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                        if flights
+                            .get(&key)
+                            .is_some_and(|current| current.ptr_eq(&done))
+                        {
+                            flights.remove(&key);
+                        }
+                    });
                     flight
                 }
             }
         };
-        let result = flight.clone().await;
-        // Whoever sees the result first retires the flight (and only this one: a newer flight for
-        // the same key may have started since); later callers find the cache.
-        let mut flights = self
-            .flights
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if flights
-            .get(&key)
-            .is_some_and(|current| current.ptr_eq(&flight))
-        {
-            flights.remove(&key);
-        }
-        result
+        flight.await
     }
 
     async fn fetch_url(&self, url: reqwest::Url, key: String) -> Result<MediaInfo, MediaError> {

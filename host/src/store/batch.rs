@@ -353,6 +353,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_in_memory_database_is_refused_with_a_way_out() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let error = Db::open(Some("sqlite::memory:"), dir.path())
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            error.to_string().contains("give a file (sqlite://PATH)"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
     async fn parameters_bind_by_their_number_in_any_order() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = Db::open(None, dir.path()).await.expect("database");

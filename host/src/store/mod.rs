@@ -61,6 +61,16 @@ impl Db {
                     sqlite_path: None,
                 }
             }
+            // The writer opens a connection of its own to the file: to an in-memory database that
+            // would be another database.
+            Some(url)
+                if url.starts_with("sqlite:")
+                    && (url.contains(":memory:") || url.contains("mode=memory")) =>
+            {
+                anyhow::bail!(
+                    "an in-memory SQLite database ({url:?}) is not supported: give a file (sqlite://PATH) or leave the URL unset for one in the data directory"
+                )
+            }
             Some(url) if url.starts_with("sqlite:") => {
                 Self::open_sqlite(
                     SqliteConnectOptions::from_str(url)

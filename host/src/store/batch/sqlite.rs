@@ -49,10 +49,11 @@ pub(super) fn checkpoints(conn: Connection, wake: std_mpsc::Receiver<()>) {
             tracing::warn!(%error, "write-ahead log checkpoint failed; the next one retries");
         }
     };
+    // Wake-ups that arrive during a checkpoint or the pause stay queued and bring the next one.
     while wake.recv().is_ok() {
+        while wake.try_recv().is_ok() {}
         checkpoint();
         std::thread::sleep(CHECKPOINT_PAUSE);
-        while wake.try_recv().is_ok() {}
     }
     checkpoint();
 }
@@ -99,13 +100,15 @@ pub(super) fn write_batches(
 }
 
 /// A database that is briefly unavailable should not lose changes: retry with backoff, then report.
+/// A change the database refuses (a constraint, a bad value) fails at once: retrying cannot help,
+/// and every other change waits behind this thread.
 fn commit_with_retry(conn: &mut Connection, batch: &[(Change, Ack)]) -> Result<(), NotCommitted> {
     let mut delay = Duration::from_millis(50);
     let mut attempt = 0;
     loop {
         match commit(conn, batch) {
             Ok(()) => return Ok(()),
-            Err(error) if attempt < 5 => {
+            Err(error) if attempt < 5 && transient(&error) => {
                 tracing::warn!(%error, attempt, "state changes not committed; retrying");
                 std::thread::sleep(delay);
                 delay *= 2;
@@ -119,7 +122,33 @@ fn commit_with_retry(conn: &mut Connection, batch: &[(Change, Ack)]) -> Result<(
     }
 }
 
+/// Errors that may pass: the database busy or locked past the busy timeout, or the disk.
+fn transient(error: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    matches!(
+        error.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DiskFull
+                | ErrorCode::CannotOpen
+                | ErrorCode::OutOfMemory
+        )
+    )
+}
+
+/// Commits the batch as one transaction. On failure the transaction is rolled back; should the
+/// rollback itself fail, it is retried here so the next batch does not start inside it.
 fn commit(conn: &mut Connection, batch: &[(Change, Ack)]) -> rusqlite::Result<()> {
+    let result = write(conn, batch);
+    if result.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
+
+fn write(conn: &mut Connection, batch: &[(Change, Ack)]) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut appended: Vec<&Statement> = Vec::new();
     for (change, _) in batch {

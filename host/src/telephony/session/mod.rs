@@ -476,7 +476,15 @@ impl Session {
         let owned = request.clone();
         let answer =
             tokio::spawn(async move { core.request(&account, &record.view(), &owned).await });
-        match self.unless_dequeued(answer).await? {
+        let answer = match self.unless_dequeued(answer).await {
+            Ok(answer) => answer,
+            Err(dequeued) => {
+                // Not a request that led nowhere: the caller leaves the queue.
+                self.fetches_without_progress -= 1;
+                return Err(dequeued);
+            }
+        };
+        match answer {
             Ok(answer) => Ok(self.document(request, answer)),
             Err(error) => Ok(Err(HandlerError::new(
                 Code::ModuleHostError,
