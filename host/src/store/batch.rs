@@ -261,6 +261,15 @@ fn appends_events(batch: &[(Change, Ack)]) -> bool {
     })
 }
 
+/// A batch's statements split for running: the plain ones in submission order, to run one by one,
+/// and the appended rows in submission order, to insert together after them.
+fn split(batch: &[(Change, Ack)]) -> (Vec<&Statement>, Vec<&Statement>) {
+    batch
+        .iter()
+        .flat_map(|(change, _)| change)
+        .partition(|statement| statement.append.is_none())
+}
+
 /// Appended rows per multi-row insert. Full chunks reuse one prepared statement; the chunk stays
 /// small because SQLite's parameter binding costs grow with the square of a statement's parameters.
 const ROWS_PER_INSERT: usize = 32;
@@ -295,15 +304,9 @@ fn insert_sql(rows: &[&Statement]) -> Option<(String, usize)> {
 
 async fn commit(db: &Db, batch: &[(Change, Ack)]) -> Result<(), sqlx::Error> {
     let mut tx = db.pool().begin().await?;
-    let mut appended: Vec<&Statement> = Vec::new();
-    for (change, _) in batch {
-        for statement in change {
-            if statement.append.is_some() {
-                appended.push(statement);
-            } else {
-                statement.execute(&mut tx).await?;
-            }
-        }
+    let (plain, appended) = split(batch);
+    for statement in plain {
+        statement.execute(&mut tx).await?;
     }
     if appends_events(batch) {
         db.lock_event_log(&mut tx).await?;

@@ -20,8 +20,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    Ack, BATCH_LIMIT, Change, NotCommitted, Param, Statement, append_runs, appends_events,
-    insert_sql,
+    Ack, BATCH_LIMIT, Change, NotCommitted, Param, append_runs, appends_events, insert_sql, split,
 };
 
 /// The checkpointer's pause after each checkpoint: under a busy writer it copies the log back
@@ -150,17 +149,11 @@ fn commit(conn: &mut Connection, batch: &[(Change, Ack)]) -> rusqlite::Result<()
 
 fn write(conn: &mut Connection, batch: &[(Change, Ack)]) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut appended: Vec<&Statement> = Vec::new();
-    for (change, _) in batch {
-        for statement in change {
-            if statement.append.is_some() {
-                appended.push(statement);
-            } else {
-                execute(&tx, statement.sql, |n| {
-                    n.checked_sub(1).and_then(|i| statement.params.get(i))
-                })?;
-            }
-        }
+    let (plain, appended) = split(batch);
+    for statement in plain {
+        execute(&tx, statement.sql, |n| {
+            n.checked_sub(1).and_then(|i| statement.params.get(i))
+        })?;
     }
     for rows in append_runs(&appended) {
         if let Some((sql, width)) = insert_sql(rows) {
