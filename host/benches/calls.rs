@@ -98,6 +98,8 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 fn main() {
+    // As the host's binary does.
+    switchboard_host::memory::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

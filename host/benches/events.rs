@@ -166,6 +166,8 @@ async fn publish_paced(
 }
 
 fn main() {
+    // As the host's binary does.
+    switchboard_host::memory::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -139,6 +139,8 @@ fn machine() -> String {
 }
 
 fn main() {
+    // As the host's binary does.
+    switchboard_host::memory::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

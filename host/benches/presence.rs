@@ -52,6 +52,8 @@ fn unix_us() -> u64 {
 }
 
 fn main() {
+    // As the host's binary does.
+    switchboard_host::memory::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -35,13 +35,11 @@
 //! - the baseline, measured in the same process: the latency of one durable commit of a one-row
 //!   change through the host's group-commit writer, idle and under the hold's load. A dequeue is
 //!   one durable commit, of a larger change (the member's row and its two indexes, the queue's
-//!   average, the `member-left` and `positions-changed` events), plus two hand-offs between
-//!   sessions (the dequeuer to the caller's session, and its answer back), while the callers
-//!   dequeued just before run their next document. The ratio of the dequeue p99 to the loaded
-//!   commit p99 is what all of that costs over the bare commit. On SQLite that includes the WAL
-//!   checkpoints: one runs inside the commit that crosses the threshold and holds up the writer
-//!   meanwhile, and it is the dequeues (and the calls they release), writing far more than the
-//!   one-row baseline, that drive the log to the threshold, so the stalls land on them.
+//!   average, the `member-left` and `positions-changed` events), submitted by the dequeuer itself,
+//!   while the callers dequeued just before run their next document. The ratio of the dequeue p99
+//!   to the loaded commit p99 is what all of that costs over the bare commit. On SQLite a
+//!   checkpointer thread copies the write-ahead log back meanwhile, sharing the disk and the
+//!   cores with the commits.
 //!
 //! `BENCH_CALLERS` and `BENCH_HOLD_SECONDS` override the number of callers and the hold's length.
 //! `BENCH_SPEECH=off` runs without a text-to-speech engine, so the module's announcements fail at
@@ -223,6 +221,8 @@ async fn commit_latencies(state: &AppState, queue_sid: &str, count: usize) -> Ve
 }
 
 fn main() {
+    // As the host's binary does.
+    switchboard_host::memory::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

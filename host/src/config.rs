@@ -244,6 +244,9 @@ pub struct MediaSettings {
     /// Longest text spoken at once, in characters (the reference platform's basic voices take
     /// 4 000).
     pub max_speech_characters: usize,
+    /// Syntheses and transcodings run at once; 0 = one per core. Each takes a core while it runs,
+    /// and a burst of new announcements must not starve the calls and modules already running.
+    pub max_concurrent_jobs: usize,
 }
 
 impl Default for MediaSettings {
@@ -259,6 +262,7 @@ impl Default for MediaSettings {
             tts_command: "espeak-ng".into(),
             tts_timeout_ms: 30_000,
             max_speech_characters: 4_000,
+            max_concurrent_jobs: 0,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod edge;
 pub mod events;
 pub mod media;
+pub mod memory;
 pub mod metering;
 pub mod modules;
 pub mod net;

@@ -200,6 +200,7 @@ struct UsageArgs {
 }
 
 fn main() -> ExitCode {
+    switchboard_host::memory::limit_arenas();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -751,6 +751,35 @@ async fn the_hold_music_example_announces_and_lets_the_caller_leave() {
         .await;
     let announcement = "Thank you for holding. You are next in line. You will be connected shortly. Press 0 to leave a message.";
     let caller = enqueue_caller(&app, &tenant, CALLER_NUMBER, "+15550001001", announcement).await;
+    // Behind someone, the position is a prompt of its own between the shared words.
+    let second = app.place_call(&tenant, "+15550001002", CALLER_NUMBER).await;
+    // Each prompt plays for its length on the test's clock, once synthesized (in real time).
+    let mut prompts = Vec::new();
+    for _ in 0..400 {
+        let (_, heard) = app
+            .get(&tenant, &format!("/v1/Sim/Calls/{second}/Timeline"))
+            .await;
+        prompts = says(&heard);
+        if prompts.iter().any(|text| text.starts_with("in line.")) {
+            break;
+        }
+        app.advance_clock(500).await;
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let first = prompts
+        .iter()
+        .position(|text| text == "Thank you for holding. You are number")
+        .unwrap_or_else(|| panic!("no opening words in {prompts:?}"));
+    assert_eq!(
+        prompts.get(first + 1).map(String::as_str),
+        Some("2"),
+        "{prompts:?}"
+    );
+    assert_eq!(
+        prompts.get(first + 2).map(String::as_str),
+        Some("in line. You will be connected shortly. Press 0 to leave a message."),
+        "{prompts:?}"
+    );
     app.sim(&tenant, &caller, "Digits", &[("Digits", "0")])
         .await;
     let timeline = ended(&app, &tenant, &caller).await;
@@ -764,6 +793,8 @@ async fn the_hold_music_example_announces_and_lets_the_caller_leave() {
     );
     let action = received(&web, "/voicemail").await;
     assert_eq!(action.param("QueueResult"), Some("leave"), "{action:?}");
+    app.sim(&tenant, &second, "Hangup", &[]).await;
+    ended(&app, &tenant, &second).await;
     app.shutdown().await;
 }
 

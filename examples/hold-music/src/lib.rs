@@ -14,6 +14,13 @@
 //! `interval-seconds` of silence when no music is configured). When that runs out the host asks
 //! the module again with fresh queue figures, so the announcement repeats, up to date, every cycle.
 //!
+//! The announcement is spoken as several prompts, the figures apart from the words around them
+//! and each figure in parts ("Thank you for holding. You are number", "2000", "500", "43", "in
+//! line. ..."), the way telephone systems string recorded phrases together. The host synthesizes
+//! each distinct text once and keeps the clip, so every position and estimate is said with about
+//! a hundred and thirty clips, made once, instead of a new sentence every time any caller's
+//! position or estimate changes.
+//!
 //! Both parts are prompts of a one-digit gather with no action, so a key pressed at any moment
 //! comes straight back to this module as the call's `Digits` parameter:
 //!
@@ -133,11 +140,13 @@ fn read(key: &str) -> Option<Vec<u8>> {
 /// no finishing key is needed) and waits only a second after the prompts: with no key pressed it
 /// ends, the list runs out, and the host asks for the next cycle.
 fn hold_cycle(status: &QueueStatus, config: &Config) -> WaitInstruction {
-    let gather = wait_state::gather()
-        .num_digits(1)
-        .timeout(1)
-        .finish_on_key(None)
-        .say(announcement(status));
+    let gather = announcement(status).into_iter().fold(
+        wait_state::gather()
+            .num_digits(1)
+            .timeout(1)
+            .finish_on_key(None),
+        |gather, prompt| gather.say(prompt),
+    );
     match &config.music_url {
         Some(url) => gather.play(url.as_str()),
         None => gather.pause(config.interval_seconds),
@@ -153,29 +162,60 @@ fn leave_for_message() -> Vec<WaitInstruction> {
     ]
 }
 
-/// What the caller hears at the start of each cycle.
-fn announcement(status: &QueueStatus) -> String {
-    format!(
-        "Thank you for holding. {} {} Press {LEAVE_KEY} to leave a message.",
-        position_sentence(status.position),
-        wait_sentence(status.queue_time_seconds, status.average_wait_seconds),
-    )
-}
-
-fn position_sentence(position: u32) -> String {
-    match position {
+/// What the caller hears at the start of each cycle, as the texts of its prompts: every figure
+/// is a prompt of its own, the words around it are the same for every caller.
+fn announcement(status: &QueueStatus) -> Vec<String> {
+    let mut prompts = Vec::new();
+    let mut words = String::from("Thank you for holding.");
+    match status.position {
         // 0 should not happen; if it does, the caller is certainly not behind anyone.
-        0 | 1 => "You are next in line.".to_string(),
-        _ => format!("You are number {position} in line."),
+        0 | 1 => words.push_str(" You are next in line."),
+        position => {
+            words.push_str(" You are number");
+            prompts.push(std::mem::take(&mut words));
+            prompts.extend(number_parts(position));
+            words.push_str("in line.");
+        }
     }
+    match estimated_minutes(status.queue_time_seconds, status.average_wait_seconds) {
+        Some(minutes) => {
+            words.push_str(" Your estimated wait is about");
+            prompts.push(std::mem::take(&mut words));
+            prompts.extend(number_parts(minutes));
+            words.push_str(if minutes == 1 { "minute." } else { "minutes." });
+        }
+        None => words.push_str(" You will be connected shortly."),
+    }
+    words.push_str(&format!(" Press {LEAVE_KEY} to leave a message."));
+    prompts.push(words);
+    prompts
 }
 
-fn wait_sentence(waited_seconds: u32, average_wait_seconds: u32) -> String {
-    match estimated_minutes(waited_seconds, average_wait_seconds) {
-        Some(1) => "Your estimated wait is about 1 minute.".to_string(),
-        Some(minutes) => format!("Your estimated wait is about {minutes} minutes."),
-        None => "You will be connected shortly.".to_string(),
+/// A number as the figures it is said with: thousands, hundreds, then the rest (2543 is "2000",
+/// "500", "43"), so any number up to 9999 is said with the same 117 clips. Above that the
+/// thousands are said the same way, followed by "thousand".
+fn number_parts(number: u32) -> Vec<String> {
+    if number == 0 {
+        return vec!["0".to_string()];
     }
+    let mut parts = Vec::new();
+    let (thousands, rest) = (number / 1000, number % 1000);
+    match thousands {
+        0 => {}
+        1..=9 => parts.push(format!("{thousands}000")),
+        _ => {
+            parts.extend(number_parts(thousands));
+            parts.push("thousand".to_string());
+        }
+    }
+    let (hundreds, rest) = (rest / 100, rest % 100);
+    if hundreds > 0 {
+        parts.push(format!("{hundreds}00"));
+    }
+    if rest > 0 {
+        parts.push(rest.to_string());
+    }
+    parts
 }
 
 /// The caller's remaining wait in whole minutes, rounded up; `None` when there is no average to
@@ -225,50 +265,98 @@ mod tests {
     }
 
     #[test]
-    fn head_of_the_queue_is_next_in_line() {
-        assert_eq!(position_sentence(1), "You are next in line.");
-        assert_eq!(position_sentence(4), "You are number 4 in line.");
-    }
-
-    #[test]
     fn estimate_rounds_remaining_wait_up_to_minutes() {
         assert_eq!(estimated_minutes(40, 100), Some(1));
         assert_eq!(estimated_minutes(0, 60), Some(1));
         assert_eq!(estimated_minutes(0, 61), Some(2));
         assert_eq!(estimated_minutes(10, 200), Some(4));
-        assert_eq!(
-            wait_sentence(40, 100),
-            "Your estimated wait is about 1 minute."
-        );
-        assert_eq!(
-            wait_sentence(20, 200),
-            "Your estimated wait is about 3 minutes."
-        );
     }
 
     #[test]
     fn no_estimate_without_an_average_or_once_it_is_exceeded() {
         for (waited, average) in [(0, 0), (30, 0), (100, 100), (150, 100)] {
             assert_eq!(estimated_minutes(waited, average), None);
-            assert_eq!(
-                wait_sentence(waited, average),
-                "You will be connected shortly."
-            );
         }
     }
 
     #[test]
-    fn announcement_reads_as_one_text() {
+    fn announcement_keeps_every_figure_in_a_prompt_of_its_own() {
         assert_eq!(
             announcement(&status(3, 30, 130)),
-            "Thank you for holding. You are number 3 in line. \
-             Your estimated wait is about 2 minutes. Press 0 to leave a message."
+            [
+                "Thank you for holding. You are number",
+                "3",
+                "in line. Your estimated wait is about",
+                "2",
+                "minutes. Press 0 to leave a message.",
+            ]
+        );
+        assert_eq!(
+            announcement(&status(4, 40, 100)),
+            [
+                "Thank you for holding. You are number",
+                "4",
+                "in line. Your estimated wait is about",
+                "1",
+                "minute. Press 0 to leave a message.",
+            ]
+        );
+        assert_eq!(
+            announcement(&status(2, 0, 0)),
+            [
+                "Thank you for holding. You are number",
+                "2",
+                "in line. You will be connected shortly. Press 0 to leave a message.",
+            ]
+        );
+        assert_eq!(
+            announcement(&status(2543, 0, 0)),
+            [
+                "Thank you for holding. You are number",
+                "2000",
+                "500",
+                "43",
+                "in line. You will be connected shortly. Press 0 to leave a message.",
+            ]
+        );
+        assert_eq!(
+            announcement(&status(1, 0, 130)),
+            [
+                "Thank you for holding. You are next in line. Your estimated wait is about",
+                "3",
+                "minutes. Press 0 to leave a message.",
+            ]
         );
         assert_eq!(
             announcement(&status(1, 0, 0)),
-            "Thank you for holding. You are next in line. \
-             You will be connected shortly. Press 0 to leave a message."
+            ["Thank you for holding. You are next in line. \
+              You will be connected shortly. Press 0 to leave a message."]
         );
+    }
+
+    #[test]
+    fn numbers_are_said_in_parts() {
+        let parts = |n: u32| number_parts(n);
+        assert_eq!(parts(0), ["0"]);
+        assert_eq!(parts(7), ["7"]);
+        assert_eq!(parts(43), ["43"]);
+        assert_eq!(parts(100), ["100"]);
+        assert_eq!(parts(2543), ["2000", "500", "43"]);
+        assert_eq!(parts(1005), ["1000", "5"]);
+        assert_eq!(parts(5000), ["5000"]);
+        assert_eq!(parts(25_310), ["25", "thousand", "300", "10"]);
+    }
+
+    #[test]
+    fn every_position_and_estimate_is_said_with_few_clips() {
+        let texts: std::collections::HashSet<String> = (1..=5000)
+            .flat_map(|position| {
+                [0, 30, 600, 6000, 60_000]
+                    .into_iter()
+                    .flat_map(move |average| announcement(&status(position, 10, average)))
+            })
+            .collect();
+        assert!(texts.len() <= 130, "{} different texts", texts.len());
     }
 
     #[test]
@@ -309,12 +397,16 @@ mod tests {
         assert_eq!(gather.finish_on_key, None);
         assert_eq!(gather.action, None);
         match gather.prompts.as_slice() {
-            [Prompt::Say(say), Prompt::Pause(30)] => {
-                assert!(
-                    say.text
-                        .starts_with("Thank you for holding. You are number 2")
-                );
-                assert_eq!(say.loop_count, 1);
+            [
+                Prompt::Say(words),
+                Prompt::Say(position),
+                Prompt::Say(rest),
+                Prompt::Pause(30),
+            ] => {
+                assert_eq!(words.text, "Thank you for holding. You are number");
+                assert_eq!(position.text, "2");
+                assert!(rest.text.starts_with("in line."));
+                assert_eq!(position.loop_count, 1);
             }
             other => panic!("unexpected prompts {other:?}"),
         }
@@ -327,7 +419,12 @@ mod tests {
             panic!("not a gather");
         };
         match gather.prompts.as_slice() {
-            [Prompt::Say(_), Prompt::Play(play)] => {
+            [
+                Prompt::Say(_),
+                Prompt::Say(_),
+                Prompt::Say(_),
+                Prompt::Play(play),
+            ] => {
                 assert_eq!(play.url, "/v1/Media/ME1");
                 assert_eq!(play.loop_count, 1);
             }

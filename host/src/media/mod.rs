@@ -129,6 +129,9 @@ pub struct Media {
     speech: Option<Box<dyn SpeechEngine>>,
     settings: MediaSettings,
     flights: Arc<Mutex<HashMap<String, Flight>>>,
+    /// Permits for CPU-bound work (a synthesis, a transcoding): callers beyond them wait their
+    /// turn instead of all taking the cores from the host's calls at once.
+    jobs: tokio::sync::Semaphore,
 }
 
 fn now_unix() -> i64 {
@@ -178,6 +181,10 @@ impl Media {
             fetcher: Fetcher::new(settings)?,
             speech,
             settings: settings.clone(),
+            jobs: tokio::sync::Semaphore::new(match settings.max_concurrent_jobs {
+                0 => std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+                jobs => jobs,
+            }),
             flights: Arc::default(),
         })
     }
@@ -402,7 +409,10 @@ impl Media {
             .as_deref()
             .ok_or_else(|| MediaError::no_speech("no text-to-speech engine is installed"))?;
         let scratch = self.scratch()?;
-        engine.synthesize(text, voice, scratch.path()).await?;
+        {
+            let _turn = self.job_turn().await?;
+            engine.synthesize(text, voice, scratch.path()).await?;
+        }
         let hint = SourceHint {
             extension: Some("wav".into()),
             content_type: None,
@@ -424,12 +434,18 @@ impl Media {
 
     /// Transcodes `input` (off the async threads) into a scratch file, names it by its hash and
     /// moves it into the cache. On any failure both scratch files are removed.
+    /// Waits for a permit to run a synthesis or a transcoding.
+    async fn job_turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>, MediaError> {
+        self.jobs.acquire().await.map_err(MediaError::internal)
+    }
+
     async fn transcode_and_store(
         &self,
         input: NamedTempFile,
         hint: SourceHint,
     ) -> Result<MediaInfo, MediaError> {
         let output = self.scratch()?;
+        let _turn = self.job_turn().await?;
         let (output, id, bytes) = tokio::task::spawn_blocking(move || {
             let source = input.reopen().map_err(MediaError::internal)?;
             let writer = output.reopen().map_err(MediaError::internal)?;

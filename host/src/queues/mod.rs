@@ -6,7 +6,11 @@
 //! and listens on its inbox while the wait-state application plays. A dequeuer (a `Dial` to the
 //! queue, the Members REST resource, a module through the `queues` interface) claims a caller and
 //! sends it a [`Dequeue`] through that inbox; the caller's own session carries it out and records
-//! why it left with [`Queues::leave`]. Only the session that owns a call ever changes it.
+//! why it left with [`Queues::leave`]. A redirect is the one dequeue that needs nothing from the
+//! caller's session before it takes effect, so the dequeuer takes the caller out and commits that
+//! itself ([`Queues::redirect_member`]), then tells the session where its call goes: the answer to
+//! the dequeuer waits only for the commit, not for a busy session. Only the session that owns a
+//! call ever changes the call itself.
 //!
 //! The order lives in memory ([`procession::Procession`]) and in `queue_members`; at start the
 //! rows are read back in service order and handed to telephony, which resumes each caller's wait.
@@ -60,11 +64,11 @@ impl std::fmt::Debug for Dequeue {
     }
 }
 
+/// The caller has been taken out of its queue (the dequeuer submitted its leaving) and goes to
+/// `uri` next.
 pub struct Redirect {
     pub uri: String,
     pub method: String,
-    /// Gets the member as it was when it left, once its leaving is committed.
-    pub reply: oneshot::Sender<Member>,
 }
 
 pub struct Connect {
@@ -248,6 +252,59 @@ impl Line {
             dequeued_count,
             joined: Arc::new(Notify::new()),
         }
+    }
+
+    /// Takes `call_sid` out of the procession for `result`: the member as it was and the change
+    /// that records its leaving (the row, the queue's average wait, the events). `None` when it
+    /// is not in the queue.
+    fn take_out(
+        &mut self,
+        call_sid: &str,
+        enqueued_at: i64,
+        result: QueueResult,
+        now: i64,
+    ) -> Option<(Member, Change)> {
+        let (position, entry) = self.procession.remove(call_sid)?;
+        let wait_ms = (now - enqueued_at).max(0);
+        let member = self.member(&entry, position, now);
+        let size = self.procession.len();
+        let mut change: Change = vec![Statement::new(
+            "DELETE FROM queue_members WHERE call_sid = $1",
+            vec![call_sid.to_string().into()],
+        )];
+        if matches!(result, QueueResult::Bridged | QueueResult::Redirected) {
+            self.dequeued_count += 1;
+            let window = self.dequeued_count.min(AVERAGE_WINDOW);
+            self.average_wait_ms += (wait_ms - self.average_wait_ms) / window;
+            change.push(Statement::new(
+                "UPDATE queues SET average_wait_ms = $2, dequeued_count = $3 WHERE sid = $1",
+                vec![
+                    self.record.sid.clone().into(),
+                    self.average_wait_ms.into(),
+                    self.dequeued_count.into(),
+                ],
+            ));
+        }
+        change.push(event(
+            &self.record,
+            "queue.member-left",
+            call_sid,
+            now,
+            serde_json::json!({
+                "queue_sid": self.record.sid,
+                "queue": self.record.friendly_name,
+                "call_sid": call_sid,
+                "result": queue_result_name(result),
+                "position": position,
+                "wait_time": wait_ms / 1000,
+                "wait_ms": wait_ms,
+                "current_size": size,
+            }),
+        ));
+        if position <= size {
+            change.push(positions_changed(&self.record, position, -1, size, now));
+        }
+        Some((member, change))
     }
 
     fn resource(&self) -> QueueResource {
@@ -583,66 +640,26 @@ impl Queues {
         })
     }
 
-    /// Takes the seated caller out of its queue for `result`, and commits that with its events.
-    /// Returns the caller as it was when it left and the commit to wait on.
-    pub fn leave(&self, seat: &Seat, result: QueueResult) -> (Member, Committed) {
+    /// Takes the seated caller out of its queue for `result` and submits that with its events.
+    /// False when the caller was no longer in the queue: a dequeuer has taken it out, and the
+    /// [`Dequeue::Redirect`] it sent is already in the seat's inbox.
+    pub fn leave(&self, seat: &Seat, result: QueueResult) -> bool {
         let now = self.0.clock.now_ms();
-        let wait_ms = (now - seat.enqueued_at).max(0);
-        let result_name = queue_result_name(result);
-        let mut lines = self.lines();
-        let mut change: Change = vec![Statement::new(
-            "DELETE FROM queue_members WHERE call_sid = $1",
-            vec![seat.call_sid.clone().into()],
-        )];
-        let mut member = Member {
-            call_sid: seat.call_sid.clone(),
-            queue_sid: seat.queue_sid.clone(),
-            date_enqueued: rfc2822(seat.enqueued_at),
-            position: 0,
-            wait_time: wait_ms / 1000,
-            priority: 0,
-            uri: String::new(),
-        };
-        if let Some(line) = lines.by_sid.get_mut(&seat.queue_sid)
-            && let Some((position, entry)) = line.procession.remove(&seat.call_sid)
-        {
-            member = line.member(&entry, position, now);
-            let size = line.procession.len();
-            if matches!(result, QueueResult::Bridged | QueueResult::Redirected) {
-                line.dequeued_count += 1;
-                let window = line.dequeued_count.min(AVERAGE_WINDOW);
-                line.average_wait_ms += (wait_ms - line.average_wait_ms) / window;
-                change.push(Statement::new(
-                    "UPDATE queues SET average_wait_ms = $2, dequeued_count = $3 WHERE sid = $1",
-                    vec![
-                        line.record.sid.clone().into(),
-                        line.average_wait_ms.into(),
-                        line.dequeued_count.into(),
-                    ],
-                ));
+        let change = self
+            .lines()
+            .by_sid
+            .get_mut(&seat.queue_sid)
+            .and_then(|line| {
+                line.take_out(&seat.call_sid, seat.enqueued_at, result, now)
+                    .map(|(_, change)| change)
+            });
+        match change {
+            Some(change) => {
+                self.0.writer.submit(change);
+                true
             }
-            change.push(event(
-                &line.record,
-                "queue.member-left",
-                &seat.call_sid,
-                now,
-                serde_json::json!({
-                    "queue_sid": line.record.sid,
-                    "queue": line.record.friendly_name,
-                    "call_sid": seat.call_sid,
-                    "result": result_name,
-                    "position": position,
-                    "wait_time": wait_ms / 1000,
-                    "wait_ms": wait_ms,
-                    "current_size": size,
-                }),
-            ));
-            if position <= size {
-                change.push(positions_changed(&line.record, position, -1, size, now));
-            }
+            None => false,
         }
-        drop(lines);
-        (member, self.0.writer.submit(change))
     }
 
     /// Stops a seated caller's session from receiving dequeues without taking it out of the queue:
@@ -721,7 +738,7 @@ impl Queues {
     }
 
     /// Takes a member out of the queue and sends its call to `uri` (`QueueResult=redirected`);
-    /// answers once the caller has left and that is committed.
+    /// answers once the caller's leaving is committed, with the member as it was.
     pub async fn redirect_member(
         &self,
         account_sid: &str,
@@ -739,29 +756,19 @@ impl Queues {
             let Some(claim) = self.claim(queue_sid, &member) else {
                 break;
             };
-            let (reply, answer) = oneshot::channel();
-            let sent = claim.inbox.send(Box::new(Dequeue::Redirect(Redirect {
-                uri: uri.to_string(),
-                method: method.to_string(),
-                reply,
-            })));
-            if sent.is_err() {
+            let Some((left, committed)) = self.redirect_claimed(&claim, uri, method) else {
                 continue;
-            }
-            match tokio::time::timeout(std::time::Duration::from_secs(10), answer).await {
-                Ok(Ok(member)) => return Ok(member),
-                Ok(Err(_)) => continue,
-                Err(_) => {
-                    self.release(queue_sid, &claim.call_sid);
-                    return Err(ApiError::new(
-                        Code::Unavailable,
-                        format!(
-                            "call {} did not leave the queue in time; retry",
-                            claim.call_sid
-                        ),
-                    ));
-                }
-            }
+            };
+            return match committed.wait().await {
+                Ok(()) => Ok(left),
+                Err(error) => Err(ApiError::new(
+                    Code::Unavailable,
+                    format!(
+                        "call {} left queue {queue_sid} but its leaving could not be stored ({error}); the call has been redirected",
+                        claim.call_sid
+                    ),
+                )),
+            };
         }
         Err(match member {
             MemberRef::Front => ApiError::new(
@@ -773,6 +780,40 @@ impl Queues {
                 format!("Call {call_sid} is not waiting in queue {queue_sid}"),
             ),
         })
+    }
+
+    /// Takes a claimed caller out of its queue, submits that, and tells its session to go to
+    /// `uri`. `None` when its session is gone.
+    ///
+    /// The session is told under the queues' lock, before the caller leaves the procession: a
+    /// session that finds itself out of the queue (see [`Queues::leave`]) finds the redirect in
+    /// its inbox.
+    fn redirect_claimed(
+        &self,
+        claim: &Claim,
+        uri: &str,
+        method: &str,
+    ) -> Option<(Member, Committed)> {
+        let now = self.0.clock.now_ms();
+        let (member, change) = {
+            let mut lines = self.lines();
+            let line = lines
+                .by_sid
+                .get_mut(&claim.queue_sid)
+                .filter(|line| line.procession.get(&claim.call_sid).is_some())?;
+            let redirect = Dequeue::Redirect(Redirect {
+                uri: uri.to_string(),
+                method: method.to_string(),
+            });
+            claim.inbox.send(Box::new(redirect)).ok()?;
+            line.take_out(
+                &claim.call_sid,
+                claim.enqueued_at,
+                QueueResult::Redirected,
+                now,
+            )?
+        };
+        Some((member, self.0.writer.submit(change)))
     }
 
     /// A queue of the account, with its live figures.
@@ -1086,4 +1127,101 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
         .is_some_and(|e| e.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ClockKind;
+
+    async fn queues(dir: &std::path::Path) -> (Queues, Db, Writer) {
+        let db = Db::open(None, dir).await.expect("database");
+        let writer = Writer::start(db.clone()).expect("writer");
+        let queues = Queues::new(db.clone(), writer.clone(), Clock::new(ClockKind::Manual));
+        (queues, db, writer)
+    }
+
+    async fn seat(queues: &Queues, queue_sid: &str, call_sid: &str) -> Seat {
+        queues
+            .join(Membership {
+                account_sid: "AC1".into(),
+                queue_sid: queue_sid.into(),
+                call_sid: call_sid.into(),
+                priority: 0,
+                wait_url: None,
+                action_url: None,
+                document_url: String::new(),
+                continuation: "[]".into(),
+                workflow_sid: None,
+                task_attributes: None,
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{call_sid} joins"))
+    }
+
+    async fn left_events(db: &Db) -> Vec<String> {
+        sqlx::query_scalar("SELECT data FROM events WHERE type = 'queue.member-left'")
+            .fetch_all(db.pool())
+            .await
+            .expect("events")
+    }
+
+    #[tokio::test]
+    async fn a_redirect_takes_the_caller_out_before_its_session_hears_of_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (queues, db, writer) = queues(dir.path()).await;
+        let queue = queues.ensure("AC1", "support").await.expect("queue");
+        let mut first = seat(&queues, &queue.sid, "CA1").await;
+        let second = seat(&queues, &queue.sid, "CA2").await;
+
+        let member = queues
+            .redirect_member("AC1", &queue.sid, MemberRef::Front, "module:after", "GET")
+            .await
+            .expect("dequeued");
+        assert_eq!((member.call_sid.as_str(), member.position), ("CA1", 1));
+        // Answered after the commit: the row is gone and the queue moved up.
+        let stored: Vec<String> = sqlx::query_scalar("SELECT call_sid FROM queue_members")
+            .fetch_all(db.pool())
+            .await
+            .expect("members");
+        assert_eq!(stored, ["CA2"]);
+        assert_eq!(queues.status(&second).map(|s| s.position), Some(1));
+
+        // The session, leaving for a reason of its own meanwhile, finds it already out and
+        // the redirect waiting for it; the leaving is recorded once, as the dequeuer's.
+        assert!(!queues.leave(&first, QueueResult::Leave));
+        let inbox = first.inbox.as_mut().expect("inbox");
+        match inbox.try_recv().map(|dequeue| *dequeue) {
+            Ok(Dequeue::Redirect(redirect)) => {
+                assert_eq!(
+                    (redirect.uri.as_str(), redirect.method.as_str()),
+                    ("module:after", "GET")
+                );
+            }
+            other => panic!("expected the redirect, got {other:?}"),
+        }
+        writer.flush().await;
+        let left = left_events(&db).await;
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].contains(r#""result":"redirected""#), "{left:?}");
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_left_first_is_not_redirected() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (queues, db, writer) = queues(dir.path()).await;
+        let queue = queues.ensure("AC1", "support").await.expect("queue");
+        let mut caller = seat(&queues, &queue.sid, "CA1").await;
+        assert!(queues.leave(&caller, QueueResult::Leave));
+        let refused = queues
+            .redirect_member("AC1", &queue.sid, MemberRef::Front, "module:after", "POST")
+            .await
+            .expect_err("nobody waits");
+        assert_eq!(refused.code, Code::NotFound);
+        assert!(caller.inbox.as_mut().expect("inbox").try_recv().is_err());
+        writer.flush().await;
+        let left = left_events(&db).await;
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].contains(r#""result":"leave""#), "{left:?}");
+    }
 }

@@ -1,5 +1,7 @@
 //! Call records: what is stored and shown of each call (`Calls.json`), its segments and timeline.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -282,6 +284,47 @@ pub struct CallResource {
     pub uri: String,
 }
 
+/// Text that many timelines hold at once, kept once: thousands of callers waiting in a queue
+/// hear the same prompts, from the same clips, every cycle, and their timelines would otherwise
+/// each keep a copy of every one. Bounded: past [`Phrases::BUDGET_BYTES`] of texts it starts
+/// afresh (texts already on timelines stay where they are), and a text longer than
+/// [`Phrases::LONGEST`] is not kept (it is unlikely to recur).
+#[derive(Default)]
+pub struct Phrases(std::sync::Mutex<PhraseSet>);
+
+#[derive(Default)]
+pub struct PhraseSet {
+    texts: std::collections::HashSet<Arc<str>>,
+    bytes: usize,
+}
+
+impl Phrases {
+    const BUDGET_BYTES: usize = 1 << 20;
+    const LONGEST: usize = 512;
+
+    /// `text`, shared with every timeline that already holds it.
+    pub fn share(&self, text: &str) -> Arc<str> {
+        if text.len() > Self::LONGEST {
+            return Arc::from(text);
+        }
+        let mut phrases = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(shared) = phrases.texts.get(text) {
+            return shared.clone();
+        }
+        if phrases.bytes + text.len() > Self::BUDGET_BYTES {
+            phrases.texts.clear();
+            phrases.bytes = 0;
+        }
+        let shared: Arc<str> = Arc::from(text);
+        phrases.bytes += text.len();
+        phrases.texts.insert(shared.clone());
+        shared
+    }
+}
+
 /// What the caller experienced at one moment.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -291,25 +334,33 @@ pub enum Experience {
     /// Speech was played: `media_url` is the synthesized clip's persistent address. When speech
     /// could not be synthesized, `error` says why, nothing played and the call went on.
     Say {
-        text: String,
-        voice: Option<String>,
-        language: Option<String>,
+        #[schema(value_type = String)]
+        text: Arc<str>,
+        #[schema(value_type = Option<String>)]
+        voice: Option<Arc<str>>,
+        #[schema(value_type = Option<String>)]
+        language: Option<Arc<str>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        media_url: Option<String>,
+        #[schema(value_type = Option<String>)]
+        media_url: Option<Arc<str>>,
         duration_ms: i64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
+        #[schema(value_type = Option<String>)]
+        error: Option<Arc<str>>,
     },
     /// Audio was played: `url` as the document named it, `media_url` the transcoded clip's
     /// persistent address. When the audio could not be fetched or decoded, `error` says why,
     /// nothing played (`duration_ms` is null) and the call went on.
     Play {
-        url: String,
+        #[schema(value_type = String)]
+        url: Arc<str>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        media_url: Option<String>,
+        #[schema(value_type = Option<String>)]
+        media_url: Option<Arc<str>>,
         duration_ms: Option<i64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
+        #[schema(value_type = Option<String>)]
+        error: Option<Arc<str>>,
     },
     /// Silence.
     Pause { duration_ms: i64 },
@@ -542,4 +593,31 @@ pub async fn segment_count(db: &Db, call_sid: &str) -> Result<i64, sqlx::Error> 
     .fetch_one(db.pool())
     .await?;
     row.try_get("segments")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phrases_are_kept_once_and_within_their_budget() {
+        let phrases = Phrases::default();
+        let first = phrases.share("You are number");
+        let again = phrases.share(&String::from("You are number"));
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(&*again, "You are number");
+
+        let long = "a".repeat(Phrases::LONGEST + 1);
+        assert!(!Arc::ptr_eq(&phrases.share(&long), &phrases.share(&long)));
+
+        // Filling the budget starts afresh: the text is still right, only no longer shared
+        // with what came before.
+        let text = "b".repeat(Phrases::LONGEST);
+        for n in 0..=(Phrases::BUDGET_BYTES / Phrases::LONGEST) {
+            phrases.share(&format!("{n}{text}")[..Phrases::LONGEST]);
+        }
+        let after = phrases.share("You are number");
+        assert_eq!(&*after, "You are number");
+        assert!(!Arc::ptr_eq(&first, &after));
+    }
 }

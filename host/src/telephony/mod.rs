@@ -56,6 +56,8 @@ pub struct Core {
     /// Registered clients, for `client:NAME` calls and dials.
     pub presence: crate::presence::Presence,
     live: Mutex<HashMap<String, Live>>,
+    /// Texts that timelines share.
+    pub phrases: calls::Phrases,
     /// Set once the host begins to stop: queued callers then keep their place instead of leaving.
     stopping: AtomicBool,
 }
@@ -167,6 +169,7 @@ impl Telephony {
             routing,
             presence,
             live: Mutex::new(HashMap::new()),
+            phrases: calls::Phrases::default(),
             stopping: AtomicBool::new(false),
         }))
     }

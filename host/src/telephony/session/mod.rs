@@ -54,6 +54,8 @@ pub struct Command {
 pub struct LegState {
     pub record: CallRecord,
     pub timeline: Vec<TimelineEntry>,
+    /// While the call waits in a queue: where the wait's entries begin on the timeline.
+    waiting_since: Option<usize>,
 }
 
 /// A leg: its record and timeline, shared with the live-call registry.
@@ -65,6 +67,7 @@ impl Leg {
         Leg(Arc::new(Mutex::new(LegState {
             record,
             timeline: Vec::new(),
+            waiting_since: None,
         })))
     }
 
@@ -86,18 +89,33 @@ impl Leg {
         self.lock().record.sid.clone()
     }
 
+    /// Marks where a wait in a queue begins (`true`) or that it is over.
+    fn waiting(&self, waiting: bool) {
+        let mut state = self.lock();
+        state.waiting_since = waiting.then_some(state.timeline.len());
+    }
+
     fn status(&self) -> CallStatus {
         self.lock().record.status
     }
 
-    /// Appends to the timeline. A caller can wait in a queue for hours, its wait-state application
-    /// adding entries every few seconds: past [`TIMELINE_LIMIT`] entries the oldest after the
-    /// first [`TIMELINE_KEEP_FIRST`] (how the call began) are dropped, so memory stays bounded.
+    /// Appends to the timeline. Past [`TIMELINE_LIMIT`] entries the oldest after the first
+    /// [`TIMELINE_KEEP_FIRST`] (how the call began) are dropped, so memory stays bounded.
+    ///
+    /// A caller can wait in a queue for hours, its wait-state application adding entries every
+    /// few seconds, and thousands wait at once: a wait keeps its first [`WAIT_KEEP_FIRST`]
+    /// entries (joining, the first cycle) and its latest, [`WAIT_LIMIT`] in all.
     fn experience(&self, now_ms: i64, experience: Experience) {
         let mut state = self.lock();
         let created = state.record.date_created;
-        if state.timeline.len() >= TIMELINE_LIMIT {
-            state.timeline.remove(TIMELINE_KEEP_FIRST);
+        let (keep_first, limit) = match state.waiting_since {
+            Some(start) if start + WAIT_LIMIT < TIMELINE_LIMIT => {
+                (start + WAIT_KEEP_FIRST, start + WAIT_LIMIT)
+            }
+            _ => (TIMELINE_KEEP_FIRST, TIMELINE_LIMIT),
+        };
+        if state.timeline.len() >= limit {
+            state.timeline.remove(keep_first);
         }
         state
             .timeline
@@ -105,10 +123,15 @@ impl Leg {
     }
 }
 
-/// Most entries a call's timeline holds: about thirty cycles of a wait-state application.
+/// Most entries a call's timeline holds.
 const TIMELINE_LIMIT: usize = 128;
 /// Entries at the start of a timeline that are never dropped.
 const TIMELINE_KEEP_FIRST: usize = 16;
+/// Most entries a wait in a queue adds to the timeline: two or three cycles of a wait-state
+/// application, which repeat anyway.
+const WAIT_LIMIT: usize = 24;
+/// Entries at the start of a wait that are never dropped.
+const WAIT_KEEP_FIRST: usize = 8;
 
 /// Where a document's instructions lead.
 enum Flow {
@@ -320,15 +343,15 @@ impl Session {
         );
         if record.direction != crate::runtime::io::CallDirection::Inbound {
             self.callback(&record, "initiated", committed);
-            if !self.ring_outbound().await {
+            if !Box::pin(self.ring_outbound()).await {
                 // The clients it rang hear at once that it stopped.
                 self.attachments.clear();
-                return self.finish().await;
+                return Box::pin(self.finish()).await;
             }
         }
         let Some(handlers) = self.handlers.clone() else {
-            self.end(Party::System).await;
-            return self.finish().await;
+            Box::pin(self.end(Party::System)).await;
+            return Box::pin(self.finish()).await;
         };
         let first = Request {
             parameters: std::mem::take(&mut self.first_parameters),
@@ -340,21 +363,21 @@ impl Session {
         };
         let by = self.drive(Flow::Fetch(first)).await;
         if !self.suspended {
-            self.end(by).await;
+            Box::pin(self.end(by)).await;
         }
-        self.finish().await;
+        Box::pin(self.finish()).await;
     }
 
     async fn run_resumed(mut self, member: StoredMember) {
-        let first = self.resume_waiting(member).await;
+        let first = Box::pin(self.resume_waiting(member)).await;
         let by = match first {
             Some(flow) => self.drive(flow).await,
             None => Party::Application,
         };
         if !self.suspended {
-            self.end(by).await;
+            Box::pin(self.end(by)).await;
         }
-        self.finish().await;
+        Box::pin(self.finish()).await;
     }
 
     /// Rings the called party of an outbound call; true once it answers.
@@ -421,15 +444,15 @@ impl Session {
                 Flow::Fetch(request) | Flow::Transfer(request) => {
                     match self.fetch(&request).await {
                         Ok(document) => document,
-                        Err(error) => match self.fall_back(&request, &error).await {
+                        Err(error) => match Box::pin(self.fall_back(&request, &error)).await {
                             Some(document) => document,
-                            None => return self.application_error(&error).await,
+                            None => return Box::pin(self.application_error(&error)).await,
                         },
                     }
                 }
                 Flow::Run(document) => document,
                 Flow::End(by) => return by,
-                Flow::Failed(error) => return self.application_error(&error).await,
+                Flow::Failed(error) => return Box::pin(self.application_error(&error)).await,
                 // Only a wait document leaves a queue or runs out; a dequeue reaches only a
                 // queued caller.
                 Flow::Leave | Flow::Exhausted | Flow::Dequeued(_) => {
@@ -437,13 +460,17 @@ impl Session {
                 }
             };
             next = match self.run_document(&document, Mode::Call).await {
-                Flow::Failed(error) => match self.fall_back(&document.request, &error).await {
-                    Some(fallback) => match self.run_document(&fallback, Mode::Call).await {
-                        Flow::Failed(error) => return self.application_error(&error).await,
-                        flow => flow,
-                    },
-                    None => return self.application_error(&error).await,
-                },
+                Flow::Failed(error) => {
+                    match Box::pin(self.fall_back(&document.request, &error)).await {
+                        Some(fallback) => match self.run_document(&fallback, Mode::Call).await {
+                            Flow::Failed(error) => {
+                                return Box::pin(self.application_error(&error)).await;
+                            }
+                            flow => flow,
+                        },
+                        None => return self.application_error(&error).await,
+                    }
+                }
                 flow => flow,
             };
         }
@@ -697,46 +724,49 @@ impl Session {
                 }
                 self.answer();
             }
+            // Every verb's work is boxed: a call's task is as large as the largest state any of
+            // its awaits can reach, and thousands of callers waiting in queues should each pay
+            // only for the verb they are in, not for the largest verb there is.
             let flow = match instruction {
-                Instruction::Say(say) => self
-                    .say_text(
-                        &say.text,
-                        say.voice.clone(),
-                        say.language.clone(),
-                        say.loop_count,
-                        false,
-                    )
-                    .await
-                    .err()
-                    .and_then(Result::err),
-                Instruction::Play(play) => self
-                    .play(
-                        &media_url(&document.request, &play.url),
-                        play.loop_count,
-                        false,
-                    )
-                    .await
-                    .err()
-                    .and_then(Result::err),
-                Instruction::Pause { length_seconds } => self
-                    .pause(*length_seconds, false)
-                    .await
-                    .err()
-                    .and_then(Result::err),
+                Instruction::Say(say) => Box::pin(self.say_text(
+                    &say.text,
+                    say.voice.clone(),
+                    say.language.clone(),
+                    say.loop_count,
+                    false,
+                ))
+                .await
+                .err()
+                .and_then(Result::err),
+                Instruction::Play(play) => Box::pin(self.play(
+                    &media_url(&document.request, &play.url),
+                    play.loop_count,
+                    false,
+                ))
+                .await
+                .err()
+                .and_then(Result::err),
+                Instruction::Pause { length_seconds } => {
+                    Box::pin(self.pause(*length_seconds, false))
+                        .await
+                        .err()
+                        .and_then(Result::err)
+                }
                 Instruction::Gather(_) | Instruction::Hangup if mode == Mode::Whisper => {
                     Some(not_allowed(instruction, mode))
                 }
-                Instruction::Gather(gather) => match self.gather(gather, &document.request).await {
-                    Ok(None) => None,
-                    Ok(Some(flow)) | Err(flow) => Some(flow),
-                },
+                Instruction::Gather(gather) => {
+                    match Box::pin(self.gather(gather, &document.request)).await {
+                        Ok(None) => None,
+                        Ok(Some(flow)) | Err(flow) => Some(flow),
+                    }
+                }
                 Instruction::Dial(_) | Instruction::Enqueue(_) | Instruction::Reject { .. }
                     if mode != Mode::Call =>
                 {
                     Some(not_allowed(instruction, mode))
                 }
-                Instruction::Dial(dial) => self.dial(dial, &document.request).await,
-                // Boxed: a queued caller's wait runs documents itself.
+                Instruction::Dial(dial) => Box::pin(self.dial(dial, &document.request)).await,
                 Instruction::Enqueue(enqueue) => {
                     Box::pin(self.enqueue(enqueue, document, index)).await
                 }
@@ -917,13 +947,21 @@ impl Session {
             .unless_dequeued(media.synthesize(text, voice.as_deref(), language.as_deref()))
             .await
             .map_err(Err)?;
+        let phrases = &self.core.phrases;
         let (media_url, duration_ms, error) = match speech {
-            Ok(clip) => (Some(clip.url), clip.duration_ms as i64, None),
+            Ok(clip) => (
+                Some(phrases.share(&clip.url)),
+                clip.duration_ms as i64,
+                None,
+            ),
             Err(error) => {
                 tracing::info!(call_sid = %self.leg.sid(), %error, "speech could not be synthesized");
-                (None, 0, Some(error.to_string()))
+                (None, 0, Some(phrases.share(&error.to_string())))
             }
         };
+        let text_shared = phrases.share(text);
+        let voice = voice.as_deref().map(|voice| phrases.share(voice));
+        let language = language.as_deref().map(|language| phrases.share(language));
         let repeats = if error.is_some() {
             1
         } else {
@@ -933,7 +971,7 @@ impl Session {
             self.leg.experience(
                 self.core.clock.now_ms(),
                 Experience::Say {
-                    text: text.to_string(),
+                    text: text_shared.clone(),
                     voice: voice.clone(),
                     language: language.clone(),
                     media_url: media_url.clone(),
@@ -965,13 +1003,19 @@ impl Session {
             .unless_dequeued(media.resolve_url(url))
             .await
             .map_err(Err)?;
+        let phrases = &self.core.phrases;
         let (media_url, duration_ms, error) = match resolved {
-            Ok(clip) => (Some(clip.url), Some(clip.duration_ms as i64), None),
+            Ok(clip) => (
+                Some(phrases.share(&clip.url)),
+                Some(clip.duration_ms as i64),
+                None,
+            ),
             Err(error) => {
                 tracing::info!(call_sid = %self.leg.sid(), %url, %error, "media could not be played");
-                (None, None, Some(error.to_string()))
+                (None, None, Some(phrases.share(&error.to_string())))
             }
         };
+        let url_shared = phrases.share(url);
         let repeats = if error.is_some() {
             1
         } else {
@@ -981,7 +1025,7 @@ impl Session {
             self.leg.experience(
                 self.core.clock.now_ms(),
                 Experience::Play {
-                    url: url.to_string(),
+                    url: url_shared.clone(),
                     media_url: media_url.clone(),
                     duration_ms,
                     error: error.clone(),
@@ -1048,21 +1092,23 @@ impl Session {
         // Prompts play until the first key (barge-in).
         for prompt in &gather.prompts {
             let played = match prompt {
+                // Boxed, as verbs are in `run_document`: the gather waits through all of them.
                 Prompt::Say(say) => {
-                    self.say_text(
+                    Box::pin(self.say_text(
                         &say.text,
                         say.voice.clone(),
                         say.language.clone(),
                         say.loop_count,
                         true,
-                    )
+                    ))
                     .await
                 }
                 Prompt::Play(play) => {
-                    self.play(&media_url(request, &play.url), play.loop_count, true)
-                        .await
+                    Box::pin(self.play(&media_url(request, &play.url), play.loop_count, true)).await
                 }
-                Prompt::Pause { length_seconds } => self.pause(*length_seconds, true).await,
+                Prompt::Pause { length_seconds } => {
+                    Box::pin(self.pause(*length_seconds, true)).await
+                }
             };
             match played {
                 Ok(()) => {}
@@ -1592,5 +1638,65 @@ async fn send_callbacks(http: reqwest::Client, mut queue: mpsc::UnboundedReceive
         if let Err(error) = request.send().await {
             tracing::info!(url = %callback.url, %error, "a status callback could not be delivered");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::io::CallDirection;
+
+    fn pause(ms: i64) -> Experience {
+        Experience::Pause { duration_ms: ms }
+    }
+
+    fn durations(leg: &Leg) -> Vec<i64> {
+        leg.timeline()
+            .iter()
+            .map(|entry| match entry.experience {
+                Experience::Pause { duration_ms } => duration_ms,
+                _ => -1,
+            })
+            .collect()
+    }
+
+    fn leg() -> Leg {
+        Leg::new(CallRecord::new(
+            "AC1",
+            "+15550000001",
+            "+15550000002",
+            CallDirection::Inbound,
+            CallStatus::InProgress,
+            0,
+        ))
+    }
+
+    #[test]
+    fn a_wait_keeps_its_beginning_and_its_latest_entries() {
+        let leg = leg();
+        for n in 0..3 {
+            leg.experience(n, pause(n));
+        }
+        leg.waiting(true);
+        for n in 3..1000 {
+            leg.experience(n, pause(n));
+        }
+        let kept = durations(&leg);
+        assert_eq!(kept.len(), 3 + WAIT_LIMIT);
+        let first = 3 + WAIT_KEEP_FIRST;
+        assert_eq!(kept[..first], (0..first as i64).collect::<Vec<_>>());
+        let latest = (1000 - (WAIT_LIMIT - WAIT_KEEP_FIRST) as i64)..1000;
+        assert_eq!(kept[first..], latest.collect::<Vec<_>>());
+
+        // Once the wait is over the call's own limit applies again: its first entries stay.
+        let waited = kept;
+        leg.waiting(false);
+        for n in 1000..2000 {
+            leg.experience(n, pause(n));
+        }
+        let kept = durations(&leg);
+        assert_eq!(kept.len(), TIMELINE_LIMIT);
+        assert_eq!(kept[..TIMELINE_KEEP_FIRST], waited[..TIMELINE_KEEP_FIRST]);
+        assert_eq!(kept.last(), Some(&1999));
     }
 }

@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 
 use super::{Document, Flow, Mode, Session, Wake};
 use crate::queues::{
-    BridgeEnd, Connect, Dequeue, JoinError, MemberRef, Membership, Ring, Seat, StoredMember,
-    queue_result_name,
+    BridgeEnd, Connect, Dequeue, JoinError, MemberRef, Membership, Redirect, Ring, Seat,
+    StoredMember, queue_result_name,
 };
 use crate::runtime::io::{Dial, DialStatus, Enqueue, Instruction, QueueResult, Trigger};
 use crate::telephony::calls::{Experience, Party};
@@ -104,11 +104,9 @@ impl Session {
             },
         };
         self.fetches_without_progress = 0;
-        let queue = match self
-            .core
-            .queues
-            .ensure(&self.account.sid, &enqueue.queue)
-            .await
+        // The steps before and after the wait are boxed, so a waiting caller's state holds only
+        // the wait.
+        let queue = match Box::pin(self.core.queues.ensure(&self.account.sid, &enqueue.queue)).await
         {
             Ok(queue) => queue,
             Err(error) => {
@@ -134,7 +132,7 @@ impl Session {
             workflow_sid: enqueue.workflow_sid.clone(),
             task_attributes: enqueue.task_attributes.clone(),
         };
-        let seat = match self.core.queues.join(membership).await {
+        let seat = match Box::pin(self.core.queues.join(membership)).await {
             Ok(seat) => seat,
             Err(JoinError::Full) => {
                 return self.refused(&enqueue.queue, action, QueueResult::QueueFull);
@@ -145,11 +143,10 @@ impl Session {
             }
         };
         if let Some(workflow_sid) = &enqueue.workflow_sid {
-            self.create_task(workflow_sid, enqueue.task_attributes.as_deref())
-                .await;
+            Box::pin(self.create_task(workflow_sid, enqueue.task_attributes.as_deref())).await;
         }
         let exit = self.wait_in_queue(seat, hold, false).await;
-        self.after_queue(exit, action, None).await
+        Box::pin(self.after_queue(exit, action, None)).await
     }
 
     /// Creates the task that routes this queued caller to a worker: its attributes are the
@@ -196,9 +193,7 @@ impl Session {
             instructions: rest,
         };
         let exit = self.wait_in_queue(seat, hold, true).await;
-        match self
-            .after_queue(exit, member.membership.action_url, Some(otherwise))
-            .await
+        match Box::pin(self.after_queue(exit, member.membership.action_url, Some(otherwise))).await
         {
             Some(flow) => Some(flow),
             None => Some(Flow::End(Party::Application)),
@@ -279,15 +274,35 @@ impl Session {
         }
     }
 
-    /// Takes the caller out of its queue and notes it on the timeline; returns the member as it
-    /// left and the commit of its leaving.
-    fn leave_queue(
-        &mut self,
-        seat: &Seat,
-        result: QueueResult,
-    ) -> (crate::queues::Member, crate::store::batch::Committed) {
-        self.inbox = None;
+    /// Takes the caller out of its queue for `result` and notes it on the timeline. `Err` = a
+    /// dequeuer had already taken the caller out (and committed that), sending it to this
+    /// redirect instead.
+    fn leave_queue(&mut self, seat: &Seat, result: QueueResult) -> Result<(), Redirect> {
+        // The inbox is dropped only after leaving: when a dequeuer got there first, its redirect
+        // is in it.
         let left = self.core.queues.leave(seat, result);
+        let mut inbox = self.inbox.take();
+        if !left
+            && let Some(Ok(dequeue)) = inbox.as_mut().map(|inbox| inbox.try_recv())
+            && let Dequeue::Redirect(redirect) = *dequeue
+        {
+            return Err(redirect);
+        }
+        self.left_queue(seat, result);
+        Ok(())
+    }
+
+    /// Leaves the queue to be connected. The caller is claimed by the dequeuer that connects it,
+    /// so no other dequeuer can have taken it out: leaving cannot fail.
+    fn leave_bridged(&mut self, seat: &Seat) {
+        self.core.queues.leave(seat, QueueResult::Bridged);
+        self.inbox = None;
+        self.left_queue(seat, QueueResult::Bridged);
+    }
+
+    /// What leaving the queue means besides the queue itself: the timeline, and a task waiting
+    /// for the caller is canceled unless the caller went to a worker.
+    fn left_queue(&mut self, seat: &Seat, result: QueueResult) {
         if !matches!(result, QueueResult::Bridged) {
             let routing = self.core.routing.clone();
             let call_sid = seat.call_sid.clone();
@@ -302,7 +317,33 @@ impl Session {
                 wait_ms: self.core.clock.now_ms() - seat.enqueued_at,
             },
         );
-        left
+        self.leg.waiting(false);
+    }
+
+    /// A dequeuer took the caller out of its queue and sends it to the redirect's URI; `ended`
+    /// when the call ended meanwhile, so only the queue's action hears of it.
+    fn redirected(&mut self, seat: &Seat, redirect: Redirect, ended: Option<Party>) -> Exit {
+        self.inbox = None;
+        let queue_time_s = self.queue_time_s(seat);
+        self.left_queue(seat, QueueResult::Redirected);
+        let then = match ended {
+            Some(by) => Then::Ended(by),
+            None => Then::Go(Box::new(Request::new(
+                redirect.uri,
+                redirect.method,
+                Trigger::Enqueue {
+                    result: QueueResult::Redirected,
+                    queue_sid: Some(seat.queue_sid.clone()),
+                    queue_time_seconds: queue_time_s,
+                },
+            ))),
+        };
+        Exit::Left {
+            result: QueueResult::Redirected,
+            queue_sid: seat.queue_sid.clone(),
+            queue_time_s,
+            then,
+        }
     }
 
     fn queue_time_s(&self, seat: &Seat) -> u32 {
@@ -312,6 +353,7 @@ impl Session {
     /// The caller waits until it leaves the queue; the wait-state application decides what it hears.
     async fn wait_in_queue(&mut self, mut seat: Seat, hold: Hold, resumed: bool) -> Exit {
         self.inbox = seat.inbox.take();
+        self.leg.waiting(true);
         let position = self
             .core
             .queues
@@ -340,10 +382,12 @@ impl Session {
         let mut next = ask_again();
         loop {
             let Some(status) = self.core.queues.status(&seat) else {
-                let (member, _) = self.leave_queue(&seat, QueueResult::SystemError);
+                if let Err(redirect) = self.leave_queue(&seat, QueueResult::SystemError) {
+                    return self.redirected(&seat, redirect, None);
+                }
                 return Exit::Left {
                     result: QueueResult::SystemError,
-                    queue_sid: member.queue_sid,
+                    queue_sid: seat.queue_sid.clone(),
                     queue_time_s: self.queue_time_s(&seat),
                     then: Then::Continue,
                 };
@@ -355,11 +399,11 @@ impl Session {
                     request.wait = Some(status);
                     match self.fetch_while_queued(&request).await {
                         Ok(Ok(document)) => self.run_document(&document, Mode::Wait).await,
-                        Ok(Err(error)) => self.wait_failed(&seat, &request, error).await,
+                        Ok(Err(error)) => Box::pin(self.wait_failed(&seat, &request, error)).await,
                         Err(dequeued) => dequeued,
                     }
                 }
-                None => self.hold(&hold).await,
+                None => Box::pin(self.hold(&hold)).await,
             };
             let flow = match flow {
                 Flow::Failed(error) => {
@@ -368,7 +412,7 @@ impl Session {
                         "POST",
                         Trigger::Incoming,
                     );
-                    self.wait_failed(&seat, &failed, error).await
+                    Box::pin(self.wait_failed(&seat, &failed, error)).await
                 }
                 flow => flow,
             };
@@ -399,30 +443,13 @@ impl Session {
     async fn leave_for(&mut self, seat: &Seat, flow: Flow) -> Option<Exit> {
         match flow {
             Flow::Dequeued(Dequeue::Redirect(redirect)) => {
-                let time = self.queue_time_s(seat);
-                let (member, committed) = self.leave_queue(seat, QueueResult::Redirected);
-                // The dequeuer is answered once the caller's leaving is durable.
-                if committed.wait().await.is_ok() {
-                    let _ = redirect.reply.send(member);
-                }
-                let request = Request::new(
-                    redirect.uri,
-                    redirect.method,
-                    Trigger::Enqueue {
-                        result: QueueResult::Redirected,
-                        queue_sid: Some(seat.queue_sid.clone()),
-                        queue_time_seconds: time,
-                    },
-                );
-                Some(Exit::Left {
-                    result: QueueResult::Redirected,
-                    queue_sid: seat.queue_sid.clone(),
-                    queue_time_s: time,
-                    then: Then::Go(Box::new(request)),
-                })
+                Some(self.redirected(seat, redirect, None))
             }
-            Flow::Dequeued(Dequeue::Connect(connect)) => self.connect_caller(seat, connect).await,
-            Flow::Dequeued(Dequeue::Ring(ring)) => self.ring_worker(seat, ring).await,
+            // Boxed: rare, and large (a whisper, a bridge) next to the wait itself.
+            Flow::Dequeued(Dequeue::Connect(connect)) => {
+                Box::pin(self.connect_caller(seat, connect)).await
+            }
+            Flow::Dequeued(Dequeue::Ring(ring)) => Box::pin(self.ring_worker(seat, ring)).await,
             flow => self.left_by(seat, flow),
         }
     }
@@ -455,7 +482,13 @@ impl Session {
             | Flow::Failed(_)
             | Flow::Dequeued(_) => return None,
         };
-        self.leave_queue(seat, result);
+        if let Err(redirect) = self.leave_queue(seat, result) {
+            let ended = match then {
+                Then::Ended(by) => Some(by),
+                Then::Continue | Then::Go(_) => None,
+            };
+            return Some(self.redirected(seat, redirect, ended));
+        }
         Some(Exit::Left {
             result,
             queue_sid: seat.queue_sid.clone(),
@@ -592,7 +625,7 @@ impl Session {
             return None;
         }
         let queue_time_s = self.queue_time_s(seat);
-        self.leave_queue(seat, QueueResult::Bridged);
+        self.leave_bridged(seat);
         let (_, flow) = self
             .bridged(&dequeuer_call_sid, &dequeuer_from, end, None)
             .await;
@@ -635,7 +668,7 @@ impl Session {
             };
         };
         let queue_time_s = self.queue_time_s(seat);
-        self.leave_queue(seat, QueueResult::Bridged);
+        self.leave_bridged(seat);
         let dial = Dial {
             targets: Vec::new(),
             timeout_seconds: ring.timeout_seconds,
