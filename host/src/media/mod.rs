@@ -432,13 +432,13 @@ impl Media {
         Ok(info)
     }
 
-    /// Transcodes `input` (off the async threads) into a scratch file, names it by its hash and
-    /// moves it into the cache. On any failure both scratch files are removed.
     /// Waits for a permit to run a synthesis or a transcoding.
     async fn job_turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>, MediaError> {
         self.jobs.acquire().await.map_err(MediaError::internal)
     }
 
+    /// Transcodes `input` (off the async threads) into a scratch file, names it by its hash and
+    /// moves it into the cache. On any failure both scratch files are removed.
     async fn transcode_and_store(
         &self,
         input: NamedTempFile,

@@ -641,8 +641,8 @@ impl Queues {
     }
 
     /// Takes the seated caller out of its queue for `result` and submits that with its events.
-    /// False when the caller was no longer in the queue: a dequeuer has taken it out, and the
-    /// [`Dequeue::Redirect`] it sent is already in the seat's inbox.
+    /// False when the caller was no longer in the queue: most often a dequeuer has taken it out,
+    /// and then the [`Dequeue::Redirect`] it sent is already in the seat's inbox.
     pub fn leave(&self, seat: &Seat, result: QueueResult) -> bool {
         let now = self.0.clock.now_ms();
         let change = self
@@ -663,15 +663,20 @@ impl Queues {
     }
 
     /// Stops a seated caller's session from receiving dequeues without taking it out of the queue:
-    /// the host is stopping and the caller's wait resumes at the next start.
-    pub fn detach(&self, seat: &Seat) {
-        if let Some(entry) = self
+    /// the host is stopping and the caller's wait resumes at the next start. False when the
+    /// caller was no longer in the queue (see [`Queues::leave`]).
+    pub fn detach(&self, seat: &Seat) -> bool {
+        match self
             .lines()
             .by_sid
             .get_mut(&seat.queue_sid)
             .and_then(|line| line.procession.get_mut(&seat.call_sid))
         {
-            entry.inbox = None;
+            Some(entry) => {
+                entry.inbox = None;
+                true
+            }
+            None => false,
         }
     }
 
@@ -783,11 +788,12 @@ impl Queues {
     }
 
     /// Takes a claimed caller out of its queue, submits that, and tells its session to go to
-    /// `uri`. `None` when its session is gone.
+    /// `uri`. `None` when the caller is no longer in the queue.
     ///
-    /// The session is told under the queues' lock, before the caller leaves the procession: a
-    /// session that finds itself out of the queue (see [`Queues::leave`]) finds the redirect in
-    /// its inbox.
+    /// All under the queues' lock, so a session that finds itself out of the queue (see
+    /// [`Queues::leave`]) finds the redirect in its inbox; and the change is submitted before the
+    /// session can hear of it, so a session that waits for the writer to catch up
+    /// ([`crate::store::batch::Writer::flush`]) knows its leaving is committed.
     fn redirect_claimed(
         &self,
         claim: &Claim,
@@ -795,25 +801,27 @@ impl Queues {
         method: &str,
     ) -> Option<(Member, Committed)> {
         let now = self.0.clock.now_ms();
-        let (member, change) = {
+        let (member, committed) = {
             let mut lines = self.lines();
             let line = lines
                 .by_sid
                 .get_mut(&claim.queue_sid)
                 .filter(|line| line.procession.get(&claim.call_sid).is_some())?;
-            let redirect = Dequeue::Redirect(Redirect {
-                uri: uri.to_string(),
-                method: method.to_string(),
-            });
-            claim.inbox.send(Box::new(redirect)).ok()?;
-            line.take_out(
+            let (member, change) = line.take_out(
                 &claim.call_sid,
                 claim.enqueued_at,
                 QueueResult::Redirected,
                 now,
-            )?
+            )?;
+            let committed = self.0.writer.submit(change);
+            // A session that is gone (it panicked) hears nothing; its call is over anyway.
+            let _ = claim.inbox.send(Box::new(Dequeue::Redirect(Redirect {
+                uri: uri.to_string(),
+                method: method.to_string(),
+            })));
+            (member, committed)
         };
-        Some((member, self.0.writer.submit(change)))
+        Some((member, committed))
     }
 
     /// A queue of the account, with its live figures.

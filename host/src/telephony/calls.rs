@@ -286,9 +286,9 @@ pub struct CallResource {
 
 /// Text that many timelines hold at once, kept once: thousands of callers waiting in a queue
 /// hear the same prompts, from the same clips, every cycle, and their timelines would otherwise
-/// each keep a copy of every one. Bounded: past [`Phrases::BUDGET_BYTES`] of texts it starts
-/// afresh (texts already on timelines stay where they are), and a text longer than
-/// [`Phrases::LONGEST`] is not kept (it is unlikely to recur).
+/// each keep a copy of every one. Bounded: past [`Phrases::BUDGET_BYTES`] (the texts and what
+/// keeping each costs) it starts afresh (texts already on timelines stay where they are), and a
+/// text longer than [`Phrases::LONGEST`] is not kept (it is unlikely to recur).
 #[derive(Default)]
 pub struct Phrases(std::sync::Mutex<PhraseSet>);
 
@@ -301,6 +301,9 @@ pub struct PhraseSet {
 impl Phrases {
     const BUDGET_BYTES: usize = 1 << 20;
     const LONGEST: usize = 512;
+    /// What keeping one text costs besides its bytes: the shared allocation's counts and the
+    /// set's slot.
+    const OVERHEAD_BYTES: usize = 64;
 
     /// `text`, shared with every timeline that already holds it.
     pub fn share(&self, text: &str) -> Arc<str> {
@@ -314,12 +317,12 @@ impl Phrases {
         if let Some(shared) = phrases.texts.get(text) {
             return shared.clone();
         }
-        if phrases.bytes + text.len() > Self::BUDGET_BYTES {
-            phrases.texts.clear();
-            phrases.bytes = 0;
+        let cost = text.len() + Self::OVERHEAD_BYTES;
+        if phrases.bytes + cost > Self::BUDGET_BYTES {
+            *phrases = PhraseSet::default();
         }
         let shared: Arc<str> = Arc::from(text);
-        phrases.bytes += text.len();
+        phrases.bytes += cost;
         phrases.texts.insert(shared.clone());
         shared
     }
@@ -613,7 +616,7 @@ mod tests {
         // Filling the budget starts afresh: the text is still right, only no longer shared
         // with what came before.
         let text = "b".repeat(Phrases::LONGEST);
-        for n in 0..=(Phrases::BUDGET_BYTES / Phrases::LONGEST) {
+        for n in 0..=(Phrases::BUDGET_BYTES / (Phrases::LONGEST + Phrases::OVERHEAD_BYTES)) {
             phrases.share(&format!("{n}{text}")[..Phrases::LONGEST]);
         }
         let after = phrases.share("You are number");

@@ -89,9 +89,17 @@ impl Leg {
         self.lock().record.sid.clone()
     }
 
-    /// Marks where a wait in a queue begins (`true`) or that it is over.
+    /// Marks where a wait in a queue begins (`true`) or that it is over. A wait that begins late
+    /// in a long call first makes room for itself within [`TIMELINE_LIMIT`], as later entries
+    /// would: the oldest after the first [`TIMELINE_KEEP_FIRST`] go.
     fn waiting(&self, waiting: bool) {
         let mut state = self.lock();
+        let excess = (state.timeline.len() + WAIT_LIMIT).saturating_sub(TIMELINE_LIMIT);
+        if waiting && excess > 0 {
+            state
+                .timeline
+                .drain(TIMELINE_KEEP_FIRST..TIMELINE_KEEP_FIRST + excess);
+        }
         state.waiting_since = waiting.then_some(state.timeline.len());
     }
 
@@ -109,10 +117,8 @@ impl Leg {
         let mut state = self.lock();
         let created = state.record.date_created;
         let (keep_first, limit) = match state.waiting_since {
-            Some(start) if start + WAIT_LIMIT < TIMELINE_LIMIT => {
-                (start + WAIT_KEEP_FIRST, start + WAIT_LIMIT)
-            }
-            _ => (TIMELINE_KEEP_FIRST, TIMELINE_LIMIT),
+            Some(start) => (start + WAIT_KEEP_FIRST, start + WAIT_LIMIT),
+            None => (TIMELINE_KEEP_FIRST, TIMELINE_LIMIT),
         };
         if state.timeline.len() >= limit {
             state.timeline.remove(keep_first);
@@ -728,16 +734,10 @@ impl Session {
             // its awaits can reach, and thousands of callers waiting in queues should each pay
             // only for the verb they are in, not for the largest verb there is.
             let flow = match instruction {
-                Instruction::Say(say) => Box::pin(self.say_text(
-                    &say.text,
-                    say.voice.clone(),
-                    say.language.clone(),
-                    say.loop_count,
-                    false,
-                ))
-                .await
-                .err()
-                .and_then(Result::err),
+                Instruction::Say(say) => Box::pin(self.say(say, false))
+                    .await
+                    .err()
+                    .and_then(Result::err),
                 Instruction::Play(play) => Box::pin(self.play(
                     &media_url(&document.request, &play.url),
                     play.loop_count,
@@ -934,6 +934,22 @@ impl Session {
         }
     }
 
+    /// Says a `<Say>`: the text, in its voice and language, as often as it loops.
+    async fn say(
+        &mut self,
+        say: &crate::runtime::io::Say,
+        barge_in: bool,
+    ) -> Result<(), Result<String, Flow>> {
+        self.say_text(
+            &say.text,
+            say.voice.clone(),
+            say.language.clone(),
+            say.loop_count,
+            barge_in,
+        )
+        .await
+    }
+
     async fn say_text(
         &mut self,
         text: &str,
@@ -1093,16 +1109,7 @@ impl Session {
         for prompt in &gather.prompts {
             let played = match prompt {
                 // Boxed, as verbs are in `run_document`: the gather waits through all of them.
-                Prompt::Say(say) => {
-                    Box::pin(self.say_text(
-                        &say.text,
-                        say.voice.clone(),
-                        say.language.clone(),
-                        say.loop_count,
-                        true,
-                    ))
-                    .await
-                }
+                Prompt::Say(say) => Box::pin(self.say(say, true)).await,
                 Prompt::Play(play) => {
                     Box::pin(self.play(&media_url(request, &play.url), play.loop_count, true)).await
                 }
@@ -1697,6 +1704,37 @@ mod tests {
         let kept = durations(&leg);
         assert_eq!(kept.len(), TIMELINE_LIMIT);
         assert_eq!(kept[..TIMELINE_KEEP_FIRST], waited[..TIMELINE_KEEP_FIRST]);
+        assert_eq!(kept.last(), Some(&1999));
+    }
+
+    #[test]
+    fn a_wait_late_in_a_long_call_keeps_its_beginning_too() {
+        let leg = leg();
+        for n in 0..TIMELINE_LIMIT as i64 {
+            leg.experience(n, pause(n));
+        }
+        leg.waiting(true);
+        for n in 1000..2000 {
+            leg.experience(n, pause(n));
+        }
+        let kept = durations(&leg);
+        assert_eq!(kept.len(), TIMELINE_LIMIT);
+        assert_eq!(
+            kept[..TIMELINE_KEEP_FIRST],
+            (0..TIMELINE_KEEP_FIRST as i64).collect::<Vec<_>>()
+        );
+        let start = TIMELINE_LIMIT - WAIT_LIMIT;
+        assert_eq!(
+            kept[start - 1],
+            TIMELINE_LIMIT as i64 - 1,
+            "the last entry before the wait"
+        );
+        let first = (1000..1000 + WAIT_KEEP_FIRST as i64).collect::<Vec<_>>();
+        assert_eq!(
+            kept[start..start + WAIT_KEEP_FIRST],
+            first,
+            "the wait's beginning"
+        );
         assert_eq!(kept.last(), Some(&1999));
     }
 }

@@ -257,6 +257,11 @@ impl Session {
                 },
             )
         };
+        if matches!(result, QueueResult::Redirected) {
+            // A dequeuer may have submitted the leaving: the application hears `redirected` only
+            // once it is committed.
+            self.core.writer.flush().await;
+        }
         match then {
             Then::Go(request) => Some(Flow::Fetch(*request)),
             Then::Ended(by) => {
@@ -460,9 +465,18 @@ impl Session {
         let (result, then) = match flow {
             Flow::Leave => (QueueResult::Leave, Then::Continue),
             Flow::End(Party::System) if self.core.is_stopping() => {
-                self.core.queues.detach(seat);
-                self.inbox = None;
-                return Some(Exit::Suspended);
+                if self.core.queues.detach(seat) {
+                    self.inbox = None;
+                    return Some(Exit::Suspended);
+                }
+                // A dequeuer took the caller out just before: its leaving is committed, so the
+                // call cannot resume waiting; it ends with the host's other calls.
+                if let Some(Ok(dequeue)) = self.inbox.as_mut().map(|inbox| inbox.try_recv())
+                    && let Dequeue::Redirect(redirect) = *dequeue
+                {
+                    return Some(self.redirected(seat, redirect, Some(Party::System)));
+                }
+                (QueueResult::Hangup, Then::Ended(Party::System))
             }
             Flow::End(by) => (QueueResult::Hangup, Then::Ended(by)),
             Flow::Transfer(request) => {
@@ -485,7 +499,11 @@ impl Session {
         if let Err(redirect) = self.leave_queue(seat, result) {
             let ended = match then {
                 Then::Ended(by) => Some(by),
-                Then::Continue | Then::Go(_) => None,
+                Then::Continue => None,
+                Then::Go(request) => {
+                    tracing::info!(call = %seat.call_sid, uri = %request.uri, dequeue = %redirect.uri, "the call was redirected while a dequeue had just redirected it; the dequeue's redirect is followed");
+                    None
+                }
             };
             return Some(self.redirected(seat, redirect, ended));
         }
