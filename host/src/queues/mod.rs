@@ -1142,11 +1142,28 @@ mod tests {
     use super::*;
     use crate::clock::ClockKind;
 
-    async fn queues(dir: &std::path::Path) -> (Queues, Db, Writer) {
-        let db = Db::open(None, dir).await.expect("database");
+    /// Queues on a fresh database, with one queue, "support".
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        queues: Queues,
+        db: Db,
+        writer: Writer,
+        queue: QueueRecord,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(None, dir.path()).await.expect("database");
         let writer = Writer::start(db.clone()).expect("writer");
         let queues = Queues::new(db.clone(), writer.clone(), Clock::new(ClockKind::Manual));
-        (queues, db, writer)
+        let queue = queues.ensure("AC1", "support").await.expect("queue");
+        Fixture {
+            _dir: dir,
+            queues,
+            db,
+            writer,
+            queue,
+        }
     }
 
     async fn seat(queues: &Queues, queue_sid: &str, call_sid: &str) -> Seat {
@@ -1176,28 +1193,27 @@ mod tests {
 
     #[tokio::test]
     async fn a_redirect_takes_the_caller_out_before_its_session_hears_of_it() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (queues, db, writer) = queues(dir.path()).await;
-        let queue = queues.ensure("AC1", "support").await.expect("queue");
-        let mut first = seat(&queues, &queue.sid, "CA1").await;
-        let second = seat(&queues, &queue.sid, "CA2").await;
+        let f = fixture().await;
+        let mut first = seat(&f.queues, &f.queue.sid, "CA1").await;
+        let second = seat(&f.queues, &f.queue.sid, "CA2").await;
 
-        let member = queues
-            .redirect_member("AC1", &queue.sid, MemberRef::Front, "module:after", "GET")
+        let member = f
+            .queues
+            .redirect_member("AC1", &f.queue.sid, MemberRef::Front, "module:after", "GET")
             .await
             .expect("dequeued");
         assert_eq!((member.call_sid.as_str(), member.position), ("CA1", 1));
         // Answered after the commit: the row is gone and the queue moved up.
         let stored: Vec<String> = sqlx::query_scalar("SELECT call_sid FROM queue_members")
-            .fetch_all(db.pool())
+            .fetch_all(f.db.pool())
             .await
             .expect("members");
         assert_eq!(stored, ["CA2"]);
-        assert_eq!(queues.status(&second).map(|s| s.position), Some(1));
+        assert_eq!(f.queues.status(&second).map(|s| s.position), Some(1));
 
         // The session, leaving for a reason of its own meanwhile, finds it already out and
         // the redirect waiting for it; the leaving is recorded once, as the dequeuer's.
-        assert!(!queues.leave(&first, QueueResult::Leave));
+        assert!(!f.queues.leave(&first, QueueResult::Leave));
         let inbox = first.inbox.as_mut().expect("inbox");
         match inbox.try_recv().map(|dequeue| *dequeue) {
             Ok(Dequeue::Redirect(redirect)) => {
@@ -1208,27 +1224,32 @@ mod tests {
             }
             other => panic!("expected the redirect, got {other:?}"),
         }
-        writer.flush().await;
-        let left = left_events(&db).await;
+        f.writer.flush().await;
+        let left = left_events(&f.db).await;
         assert_eq!(left.len(), 1, "{left:?}");
         assert!(left[0].contains(r#""result":"redirected""#), "{left:?}");
     }
 
     #[tokio::test]
     async fn a_caller_that_left_first_is_not_redirected() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (queues, db, writer) = queues(dir.path()).await;
-        let queue = queues.ensure("AC1", "support").await.expect("queue");
-        let mut caller = seat(&queues, &queue.sid, "CA1").await;
-        assert!(queues.leave(&caller, QueueResult::Leave));
-        let refused = queues
-            .redirect_member("AC1", &queue.sid, MemberRef::Front, "module:after", "POST")
+        let f = fixture().await;
+        let mut caller = seat(&f.queues, &f.queue.sid, "CA1").await;
+        assert!(f.queues.leave(&caller, QueueResult::Leave));
+        let refused = f
+            .queues
+            .redirect_member(
+                "AC1",
+                &f.queue.sid,
+                MemberRef::Front,
+                "module:after",
+                "POST",
+            )
             .await
             .expect_err("nobody waits");
         assert_eq!(refused.code, Code::NotFound);
         assert!(caller.inbox.as_mut().expect("inbox").try_recv().is_err());
-        writer.flush().await;
-        let left = left_events(&db).await;
+        f.writer.flush().await;
+        let left = left_events(&f.db).await;
         assert_eq!(left.len(), 1, "{left:?}");
         assert!(left[0].contains(r#""result":"leave""#), "{left:?}");
     }

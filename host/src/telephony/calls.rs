@@ -293,7 +293,7 @@ pub struct CallResource {
 pub struct Phrases(std::sync::Mutex<PhraseSet>);
 
 #[derive(Default)]
-pub struct PhraseSet {
+struct PhraseSet {
     texts: std::collections::HashSet<Arc<str>>,
     bytes: usize,
 }

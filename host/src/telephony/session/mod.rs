@@ -950,6 +950,23 @@ impl Session {
         .await
     }
 
+    /// A clip as a timeline entry shows it, in shared text: its address and length, or why there
+    /// is none.
+    fn clip_entry(
+        &self,
+        clip: Result<crate::media::MediaInfo, crate::media::MediaError>,
+    ) -> (Option<Arc<str>>, Option<i64>, Option<Arc<str>>) {
+        let phrases = &self.core.phrases;
+        match clip {
+            Ok(clip) => (
+                Some(phrases.share(&clip.url)),
+                Some(clip.duration_ms as i64),
+                None,
+            ),
+            Err(error) => (None, None, Some(phrases.share(&error.to_string()))),
+        }
+    }
+
     async fn say_text(
         &mut self,
         text: &str,
@@ -963,18 +980,12 @@ impl Session {
             .unless_dequeued(media.synthesize(text, voice.as_deref(), language.as_deref()))
             .await
             .map_err(Err)?;
+        if let Err(error) = &speech {
+            tracing::info!(call_sid = %self.leg.sid(), %error, "speech could not be synthesized");
+        }
+        let (media_url, duration_ms, error) = self.clip_entry(speech);
+        let duration_ms = duration_ms.unwrap_or(0);
         let phrases = &self.core.phrases;
-        let (media_url, duration_ms, error) = match speech {
-            Ok(clip) => (
-                Some(phrases.share(&clip.url)),
-                clip.duration_ms as i64,
-                None,
-            ),
-            Err(error) => {
-                tracing::info!(call_sid = %self.leg.sid(), %error, "speech could not be synthesized");
-                (None, 0, Some(phrases.share(&error.to_string())))
-            }
-        };
         let text_shared = phrases.share(text);
         let voice = voice.as_deref().map(|voice| phrases.share(voice));
         let language = language.as_deref().map(|language| phrases.share(language));
@@ -1019,19 +1030,11 @@ impl Session {
             .unless_dequeued(media.resolve_url(url))
             .await
             .map_err(Err)?;
-        let phrases = &self.core.phrases;
-        let (media_url, duration_ms, error) = match resolved {
-            Ok(clip) => (
-                Some(phrases.share(&clip.url)),
-                Some(clip.duration_ms as i64),
-                None,
-            ),
-            Err(error) => {
-                tracing::info!(call_sid = %self.leg.sid(), %url, %error, "media could not be played");
-                (None, None, Some(phrases.share(&error.to_string())))
-            }
-        };
-        let url_shared = phrases.share(url);
+        if let Err(error) = &resolved {
+            tracing::info!(call_sid = %self.leg.sid(), %url, %error, "media could not be played");
+        }
+        let (media_url, duration_ms, error) = self.clip_entry(resolved);
+        let url_shared = self.core.phrases.share(url);
         let repeats = if error.is_some() {
             1
         } else {

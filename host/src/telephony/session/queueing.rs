@@ -286,15 +286,23 @@ impl Session {
         // The inbox is dropped only after leaving: when a dequeuer got there first, its redirect
         // is in it.
         let left = self.core.queues.leave(seat, result);
-        let mut inbox = self.inbox.take();
-        if !left
-            && let Some(Ok(dequeue)) = inbox.as_mut().map(|inbox| inbox.try_recv())
-            && let Dequeue::Redirect(redirect) = *dequeue
-        {
-            return Err(redirect);
+        let redirect = if left { None } else { self.redirect_waiting() };
+        self.inbox = None;
+        match redirect {
+            Some(redirect) => Err(redirect),
+            None => {
+                self.left_queue(seat, result);
+                Ok(())
+            }
         }
-        self.left_queue(seat, result);
-        Ok(())
+    }
+
+    /// The redirect a dequeuer left in the inbox when it took the caller out of its queue.
+    fn redirect_waiting(&mut self) -> Option<Redirect> {
+        match *self.inbox.as_mut()?.try_recv().ok()? {
+            Dequeue::Redirect(redirect) => Some(redirect),
+            Dequeue::Connect(_) | Dequeue::Ring(_) => None,
+        }
     }
 
     /// Leaves the queue to be connected. The caller is claimed by the dequeuer that connects it,
@@ -471,9 +479,7 @@ impl Session {
                 }
                 // A dequeuer took the caller out just before: its leaving is committed, so the
                 // call cannot resume waiting; it ends with the host's other calls.
-                if let Some(Ok(dequeue)) = self.inbox.as_mut().map(|inbox| inbox.try_recv())
-                    && let Dequeue::Redirect(redirect) = *dequeue
-                {
+                if let Some(redirect) = self.redirect_waiting() {
                     return Some(self.redirected(seat, redirect, Some(Party::System)));
                 }
                 (QueueResult::Hangup, Then::Ended(Party::System))
