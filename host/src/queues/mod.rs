@@ -212,6 +212,8 @@ pub struct Seat {
     pub account_sid: String,
     pub call_sid: String,
     pub enqueued_at: i64,
+    /// The workflow its enqueue named: a task of that workflow routes the caller to a worker.
+    pub workflow_sid: Option<String>,
     /// Taken by the session that serves the caller.
     pub inbox: Option<mpsc::UnboundedReceiver<Box<Dequeue>>>,
 }
@@ -580,6 +582,7 @@ impl Queues {
             account_sid: membership.account_sid,
             call_sid: membership.call_sid,
             enqueued_at: now,
+            workflow_sid: membership.workflow_sid,
             inbox: Some(receiver),
         })
     }
@@ -602,6 +605,7 @@ impl Queues {
             account_sid: stored.membership.account_sid.clone(),
             call_sid: stored.membership.call_sid.clone(),
             enqueued_at: stored.enqueued_at,
+            workflow_sid: stored.membership.workflow_sid.clone(),
             inbox: Some(receiver),
         })
     }

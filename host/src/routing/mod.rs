@@ -447,11 +447,11 @@ impl Routing {
         Ok(task.sid)
     }
 
-    /// The queued caller behind a task left its queue without being connected to a worker (it
-    /// hung up, left or was redirected): a task still waiting is canceled.
-    pub async fn call_left(&self, call_sid: &str, reason: &str) {
+    /// The queued caller behind a task of `workflow_sid` left its queue without being connected
+    /// to a worker (it hung up, left or was redirected): a task still waiting is canceled.
+    pub async fn call_left(&self, call_sid: &str, workflow_sid: &str, reason: &str) {
         lock_map(&self.inner.dequeued).remove(call_sid);
-        self.cancel_call_task(call_sid, reason).await;
+        self.cancel_call_task(call_sid, workflow_sid, reason).await;
     }
 
     /// The worker a dequeue rang did not answer: that task ends, the worker goes to the timeout
@@ -952,8 +952,9 @@ impl Routing {
         )
     }
 
-    /// Cancels the task behind a queued call (the caller hung up or left the queue).
-    pub async fn cancel_call_task(&self, call_sid: &str, reason: &str) {
+    /// Cancels the task behind a queued call (the caller hung up or left the queue). The task is
+    /// looked for only in the workspace of the workflow that routes the call.
+    async fn cancel_call_task(&self, call_sid: &str, workflow_sid: &str, reason: &str) {
         let spaces: Vec<(String, Arc<Mutex<Space>>)> = self
             .inner
             .spaces
@@ -965,6 +966,9 @@ impl Routing {
         for (workspace_sid, space) in spaces {
             let task_sid = {
                 let guard = lock(&space);
+                if !guard.workflows.contains_key(workflow_sid) {
+                    continue;
+                }
                 guard
                     .tasks
                     .values()
@@ -982,6 +986,7 @@ impl Routing {
                     })
                     .await;
             }
+            return;
         }
     }
 }

@@ -314,13 +314,17 @@ impl Session {
     }
 
     /// What leaving the queue means besides the queue itself: the timeline, and a task waiting
-    /// for the caller is canceled unless the caller went to a worker.
+    /// for the caller is canceled unless the caller went to a worker. Only an enqueue that named
+    /// a workflow has a task.
     fn left_queue(&mut self, seat: &Seat, result: QueueResult) {
-        if !matches!(result, QueueResult::Bridged) {
+        if let (false, Some(workflow_sid)) = (
+            matches!(result, QueueResult::Bridged),
+            seat.workflow_sid.clone(),
+        ) {
             let routing = self.core.routing.clone();
             let call_sid = seat.call_sid.clone();
             let reason = format!("The caller left the queue ({})", queue_result_name(result));
-            tokio::spawn(async move { routing.call_left(&call_sid, &reason).await });
+            tokio::spawn(async move { routing.call_left(&call_sid, &workflow_sid, &reason).await });
         }
         self.leg.experience(
             self.core.clock.now_ms(),
