@@ -1170,20 +1170,24 @@ mod tests {
         }
     }
 
+    fn membership(queue_sid: &str, call_sid: &str, workflow_sid: Option<&str>) -> Membership {
+        Membership {
+            account_sid: "AC1".into(),
+            queue_sid: queue_sid.into(),
+            call_sid: call_sid.into(),
+            priority: 0,
+            wait_url: None,
+            action_url: None,
+            document_url: String::new(),
+            continuation: "[]".into(),
+            workflow_sid: workflow_sid.map(str::to_string),
+            task_attributes: None,
+        }
+    }
+
     async fn seat(queues: &Queues, queue_sid: &str, call_sid: &str) -> Seat {
         queues
-            .join(Membership {
-                account_sid: "AC1".into(),
-                queue_sid: queue_sid.into(),
-                call_sid: call_sid.into(),
-                priority: 0,
-                wait_url: None,
-                action_url: None,
-                document_url: String::new(),
-                continuation: "[]".into(),
-                workflow_sid: None,
-                task_attributes: None,
-            })
+            .join(membership(queue_sid, call_sid, None))
             .await
             .unwrap_or_else(|_| panic!("{call_sid} joins"))
     }
@@ -1232,6 +1236,40 @@ mod tests {
         let left = left_events(&f.db).await;
         assert_eq!(left.len(), 1, "{left:?}");
         assert!(left[0].contains(r#""result":"redirected""#), "{left:?}");
+    }
+
+    /// Leaving the queue cancels the caller's task only when its seat names the workflow that
+    /// routes it, so the seat must name it, also once the host has restarted.
+    #[tokio::test]
+    async fn a_routed_callers_seat_names_its_workflow_also_after_a_restart() {
+        let f = fixture().await;
+        let plain = seat(&f.queues, &f.queue.sid, "CA1").await;
+        let routed = f
+            .queues
+            .join(membership(&f.queue.sid, "CA2", Some("WW1")))
+            .await
+            .unwrap_or_else(|_| panic!("CA2 joins"));
+        assert_eq!(plain.workflow_sid, None);
+        assert_eq!(routed.workflow_sid.as_deref(), Some("WW1"));
+
+        let restarted = Queues::new(
+            f.db.clone(),
+            f.writer.clone(),
+            Clock::new(ClockKind::Manual),
+        );
+        let stored = restarted.recover().await.expect("recover");
+        let seats: Vec<(String, Option<String>)> = stored
+            .iter()
+            .filter_map(|member| restarted.reattach(member))
+            .map(|seat| (seat.call_sid, seat.workflow_sid))
+            .collect();
+        assert_eq!(
+            seats,
+            [
+                ("CA1".to_string(), None),
+                ("CA2".to_string(), Some("WW1".to_string()))
+            ]
+        );
     }
 
     #[tokio::test]
