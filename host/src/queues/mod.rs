@@ -756,6 +756,31 @@ impl Queues {
         uri: &str,
         method: &str,
     ) -> ApiResult<Member> {
+        let (left, committed) =
+            self.take_out_redirected(account_sid, queue_sid, member, uri, method)?;
+        match committed.wait().await {
+            Ok(()) => Ok(left),
+            Err(error) => Err(ApiError::new(
+                Code::Unavailable,
+                format!(
+                    "call {} left queue {queue_sid} but its leaving could not be stored ({error}); the call has been redirected",
+                    left.call_sid
+                ),
+            )),
+        }
+    }
+
+    /// The first half of [`Queues::redirect_member`]: the member is out of the queue and its call
+    /// on its way to `uri` when this returns; its leaving is committed when the handle resolves.
+    /// For a caller that must bound the wait and still tell what happened.
+    pub fn take_out_redirected(
+        &self,
+        account_sid: &str,
+        queue_sid: &str,
+        member: MemberRef,
+        uri: &str,
+        method: &str,
+    ) -> ApiResult<(Member, Committed)> {
         if self.find(account_sid, queue_sid).is_none() {
             return Err(ApiError::not_found(queue_sid));
         }
@@ -765,19 +790,9 @@ impl Queues {
             let Some(claim) = self.claim(queue_sid, &member) else {
                 break;
             };
-            let Some((left, committed)) = self.redirect_claimed(&claim, uri, method) else {
-                continue;
-            };
-            return match committed.wait().await {
-                Ok(()) => Ok(left),
-                Err(error) => Err(ApiError::new(
-                    Code::Unavailable,
-                    format!(
-                        "call {} left queue {queue_sid} but its leaving could not be stored ({error}); the call has been redirected",
-                        claim.call_sid
-                    ),
-                )),
-            };
+            if let Some(taken) = self.redirect_claimed(&claim, uri, method) {
+                return Ok(taken);
+            }
         }
         Err(match member {
             MemberRef::Front => ApiError::new(
@@ -1270,6 +1285,46 @@ mod tests {
                 ("CA2".to_string(), Some("WW1".to_string()))
             ]
         );
+    }
+
+    /// What a module's `queues.dequeue` relies on to tell the truth when its deadline comes
+    /// before the commit: the caller is out as soon as the call returns.
+    #[tokio::test]
+    async fn a_caller_taken_out_is_out_before_its_leaving_commits() {
+        let f = fixture().await;
+        let caller = seat(&f.queues, &f.queue.sid, "CA1").await;
+        let refused = f
+            .queues
+            .take_out_redirected(
+                "AC2",
+                &f.queue.sid,
+                MemberRef::Front,
+                "module:after",
+                "POST",
+            )
+            .err()
+            .expect("another account's queue is not found");
+        assert_eq!(refused.code, Code::NotFound);
+        assert!(f.queues.status(&caller).is_some(), "still waiting");
+
+        let (member, committed) = f
+            .queues
+            .take_out_redirected(
+                "AC1",
+                &f.queue.sid,
+                MemberRef::Front,
+                "module:after",
+                "POST",
+            )
+            .expect("taken out");
+        assert_eq!(member.call_sid, "CA1");
+        assert!(f.queues.status(&caller).is_none(), "out before the commit");
+        committed.wait().await.expect("committed");
+        let stored: Vec<String> = sqlx::query_scalar("SELECT call_sid FROM queue_members")
+            .fetch_all(f.db.pool())
+            .await
+            .expect("members");
+        assert!(stored.is_empty(), "{stored:?}");
     }
 
     #[tokio::test]

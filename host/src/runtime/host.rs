@@ -445,26 +445,34 @@ impl queues::Host for Invocation {
         if let Err(error) = crate::telephony::resources::check_uri("uri", &uri) {
             return Ok(Err(error.message));
         }
-        let queues = self.services.queues.clone();
-        let account_sid = self.principal.account_sid.clone();
+        let taken = self.services.queues.take_out_redirected(
+            &self.principal.account_sid,
+            &queue_sid,
+            crate::queues::MemberRef::Front,
+            &uri,
+            "POST",
+        );
+        let (member, committed) = match taken {
+            Ok(taken) => taken,
+            Err(error) if error.code == crate::api::error::Code::NotFound => return Ok(Ok(None)),
+            Err(error) => return Ok(Err(error.message)),
+        };
+        // The caller is already on its way to `uri`; only the acknowledgement waits for the
+        // commit, and not past the invocation's deadline.
         let remaining = self.deadline.saturating_duration_since(Instant::now());
-        let dequeued = tokio::time::timeout(
-            remaining,
-            queues.redirect_member(
-                &account_sid,
-                &queue_sid,
-                crate::queues::MemberRef::Front,
-                &uri,
-                "POST",
-            ),
+        Ok(
+            match tokio::time::timeout(remaining, committed.wait()).await {
+                Ok(Ok(())) => Ok(Some(member.call_sid)),
+                Ok(Err(error)) => Err(format!(
+                    "call {} left queue {queue_sid} and was redirected, but its leaving could not be stored ({error})",
+                    member.call_sid
+                )),
+                Err(_) => Err(format!(
+                    "call {} left queue {queue_sid} and was redirected, but its leaving was not yet committed at the invocation's deadline",
+                    member.call_sid
+                )),
+            },
         )
-        .await;
-        Ok(match dequeued {
-            Ok(Ok(member)) => Ok(Some(member.call_sid)),
-            Ok(Err(error)) if error.code == crate::api::error::Code::NotFound => Ok(None),
-            Ok(Err(error)) => Err(error.message),
-            Err(_) => Err("the dequeued caller did not leave the queue before the deadline".into()),
-        })
     }
 
     async fn position(
