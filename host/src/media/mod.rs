@@ -131,7 +131,7 @@ pub struct Media {
     flights: Arc<Mutex<HashMap<String, Flight>>>,
     /// Permits for CPU-bound work (a synthesis, a transcoding): callers beyond them wait their
     /// turn instead of all taking the cores from the host's calls at once.
-    jobs: tokio::sync::Semaphore,
+    jobs: Arc<tokio::sync::Semaphore>,
 }
 
 fn now_unix() -> i64 {
@@ -181,10 +181,12 @@ impl Media {
             fetcher: Fetcher::new(settings)?,
             speech,
             settings: settings.clone(),
-            jobs: tokio::sync::Semaphore::new(match settings.max_concurrent_jobs {
-                0 => std::thread::available_parallelism().map_or(1, |cores| cores.get()),
-                jobs => jobs,
-            }),
+            jobs: Arc::new(tokio::sync::Semaphore::new(
+                match settings.max_concurrent_jobs {
+                    0 => std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+                    jobs => jobs,
+                },
+            )),
             flights: Arc::default(),
         })
     }
@@ -432,9 +434,14 @@ impl Media {
         Ok(info)
     }
 
-    /// Waits for a permit to run a synthesis or a transcoding.
-    async fn job_turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>, MediaError> {
-        self.jobs.acquire().await.map_err(MediaError::internal)
+    /// Waits for a permit to run a synthesis or a transcoding. The permit is owned so that a
+    /// blocking job keeps it until the job ends, even when whoever asked has stopped waiting.
+    async fn job_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, MediaError> {
+        self.jobs
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(MediaError::internal)
     }
 
     /// Transcodes `input` (off the async threads) into a scratch file, names it by its hash and
@@ -445,8 +452,9 @@ impl Media {
         hint: SourceHint,
     ) -> Result<MediaInfo, MediaError> {
         let output = self.scratch()?;
-        let _turn = self.job_turn().await?;
+        let turn = self.job_turn().await?;
         let (output, id, bytes) = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let source = input.reopen().map_err(MediaError::internal)?;
             let writer = output.reopen().map_err(MediaError::internal)?;
             let mut hashing = Hashing {
