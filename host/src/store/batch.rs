@@ -7,8 +7,10 @@
 //! resolves every handle in it. Whoever acknowledges or announces the change awaits the handle
 //! first, so nothing is acknowledged before it is durable. Changes commit in submission order.
 //!
-//! On SQLite the writer is a thread with its own connection ([`sqlite`]); on PostgreSQL, where
-//! several hosts write concurrently, it is an async task on the pool.
+//! On SQLite the writer is a thread with its own connection ([`sqlite`]). On PostgreSQL, where
+//! several hosts write concurrently, it is an async task with a connection of its own, on a
+//! thread and runtime of its own: a batch is a round trip per statement, and on the host's
+//! runtime each reply waited for a worker busy with calls and modules.
 
 mod sqlite;
 
@@ -165,7 +167,23 @@ impl Writer {
                     .context("could not start the database writer thread")?;
             }
             None => {
-                tokio::spawn(write_batches(db, rx, announce));
+                let options = db
+                    .postgres_options()
+                    .context("the database is neither a SQLite file nor PostgreSQL")?
+                    .clone();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("could not start the database writer's runtime")?;
+                let link = Link {
+                    db,
+                    options,
+                    conn: None,
+                };
+                std::thread::Builder::new()
+                    .name("switchboard-writer".into())
+                    .spawn(move || runtime.block_on(write_batches(link, rx, announce)))
+                    .context("could not start the database writer thread")?;
             }
         }
         Ok(Writer {
@@ -196,8 +214,35 @@ impl Writer {
     }
 }
 
-async fn write_batches(
+/// The PostgreSQL writer's connection, made when first needed and made again after it failed.
+struct Link {
     db: Db,
+    options: sqlx::any::AnyConnectOptions,
+    conn: Option<sqlx::AnyConnection>,
+}
+
+impl Link {
+    async fn commit(&mut self, batch: &[(Change, Ack)]) -> Result<(), sqlx::Error> {
+        use sqlx::Connection;
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self
+                .conn
+                .insert(sqlx::AnyConnection::connect_with(&self.options).await?),
+        };
+        let result = commit(&self.db, conn, batch).await;
+        // A refused statement leaves the connection usable; anything else may not have.
+        if let Err(error) = &result
+            && !matches!(error, sqlx::Error::Database(_))
+        {
+            self.conn = None;
+        }
+        result
+    }
+}
+
+async fn write_batches(
+    mut db: Link,
     mut rx: mpsc::UnboundedReceiver<(Change, Ack)>,
     announce: watch::Sender<u64>,
 ) {
@@ -205,7 +250,7 @@ async fn write_batches(
     while rx.recv_many(&mut batch, BATCH_LIMIT).await > 0 {
         metrics::counter!("switchboard_state_changes_total").increment(batch.len() as u64);
         let announces = appends_events(&batch);
-        let result = match commit(&db, &batch).await {
+        let result = match db.commit(&batch).await {
             Ok(()) => Ok(()),
             // One change the database refuses (a constraint, a bad value) must not take the
             // others of its batch down with it: commit them one by one, each with its own result.
@@ -213,7 +258,7 @@ async fn write_batches(
                 tracing::warn!(%error, changes = batch.len(), "a batch of state changes failed; committing them one at a time");
                 for entry in batch.drain(..) {
                     let single = std::slice::from_ref(&entry);
-                    let result = commit_with_retry(&db, single).await;
+                    let result = commit_with_retry(&mut db, single).await;
                     let _ = entry.1.send(result);
                 }
                 if announces {
@@ -221,7 +266,7 @@ async fn write_batches(
                 }
                 continue;
             }
-            Err(_) => commit_with_retry(&db, &batch).await,
+            Err(_) => commit_with_retry(&mut db, &batch).await,
         };
         if announces && result.is_ok() {
             announce.send_modify(|n| *n += 1);
@@ -233,10 +278,10 @@ async fn write_batches(
 }
 
 /// A database that is briefly unavailable should not lose changes: retry with backoff, then report.
-async fn commit_with_retry(db: &Db, batch: &[(Change, Ack)]) -> Result<(), NotCommitted> {
+async fn commit_with_retry(db: &mut Link, batch: &[(Change, Ack)]) -> Result<(), NotCommitted> {
     let mut delay = Duration::from_millis(50);
     for attempt in 0.. {
-        match commit(db, batch).await {
+        match db.commit(batch).await {
             Ok(()) => return Ok(()),
             Err(error) if attempt < 5 => {
                 tracing::warn!(%error, attempt, "state changes not committed; retrying");
@@ -302,8 +347,13 @@ fn insert_sql(rows: &[&Statement]) -> Option<(String, usize)> {
     Some((sql, width))
 }
 
-async fn commit(db: &Db, batch: &[(Change, Ack)]) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
+async fn commit(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
+    batch: &[(Change, Ack)],
+) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
     let (plain, appended) = split(batch);
     for statement in plain {
         statement.execute(&mut tx).await?;

@@ -35,6 +35,8 @@ pub struct Db {
     backend: Backend,
     /// The database file on SQLite: the group-commit writer opens its own connection to it.
     sqlite_path: Option<Arc<PathBuf>>,
+    /// How to reach PostgreSQL: the group-commit writer opens its own connection with them.
+    postgres_options: Option<Arc<AnyConnectOptions>>,
 }
 
 impl Db {
@@ -50,7 +52,7 @@ impl Db {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(options)
+                    .connect_with(options.clone())
                     .await
                     .with_context(|| {
                         "could not connect to PostgreSQL: check --database-url and that the server is running"
@@ -59,6 +61,7 @@ impl Db {
                     pool,
                     backend: Backend::Postgres,
                     sqlite_path: None,
+                    postgres_options: Some(Arc::new(options)),
                 }
             }
             // The writer opens a connection of its own to the file: to an in-memory database that
@@ -135,12 +138,18 @@ impl Db {
             pool,
             backend: Backend::Sqlite,
             sqlite_path: Some(Arc::new(path)),
+            postgres_options: None,
         })
     }
 
     /// The database file, on SQLite.
     pub fn sqlite_path(&self) -> Option<&Path> {
         self.sqlite_path.as_deref().map(PathBuf::as_path)
+    }
+
+    /// The connection options, on PostgreSQL.
+    pub fn postgres_options(&self) -> Option<&AnyConnectOptions> {
+        self.postgres_options.as_deref()
     }
 
     /// Takes the event log's append lock for the rest of `conn`'s transaction (PostgreSQL only).
