@@ -418,15 +418,7 @@ impl Routing {
         call_sid: &str,
     ) -> Result<String, String> {
         let workspace_sid = self
-            .workspaces(account_sid)
-            .iter()
-            .find_map(|space| {
-                let guard = lock(space);
-                guard
-                    .workflows
-                    .contains_key(workflow_sid)
-                    .then(|| guard.workspace.sid.clone())
-            })
+            .workflow_workspace(account_sid, workflow_sid)
             .ok_or_else(|| {
                 format!("workflowSid {workflow_sid} is not a workflow of this account")
             })?;
@@ -447,11 +439,29 @@ impl Routing {
         Ok(task.sid)
     }
 
+    /// The account's workspace that holds `workflow_sid`.
+    fn workflow_workspace(&self, account_sid: &str, workflow_sid: &str) -> Option<String> {
+        self.workspaces(account_sid).iter().find_map(|space| {
+            let guard = lock(space);
+            guard
+                .workflows
+                .contains_key(workflow_sid)
+                .then(|| guard.workspace.sid.clone())
+        })
+    }
+
     /// The queued caller behind a task of `workflow_sid` left its queue without being connected
     /// to a worker (it hung up, left or was redirected): a task still waiting is canceled.
-    pub async fn call_left(&self, call_sid: &str, workflow_sid: &str, reason: &str) {
+    pub async fn call_left(
+        &self,
+        account_sid: &str,
+        call_sid: &str,
+        workflow_sid: &str,
+        reason: &str,
+    ) {
         lock_map(&self.inner.dequeued).remove(call_sid);
-        self.cancel_call_task(call_sid, workflow_sid, reason).await;
+        self.cancel_call_task(account_sid, call_sid, workflow_sid, reason)
+            .await;
     }
 
     /// The worker a dequeue rang did not answer: that task ends, the worker goes to the timeout
@@ -954,39 +964,33 @@ impl Routing {
 
     /// Cancels the task behind a queued call (the caller hung up or left the queue). The task is
     /// looked for only in the workspace of the workflow that routes the call.
-    async fn cancel_call_task(&self, call_sid: &str, workflow_sid: &str, reason: &str) {
-        let spaces: Vec<(String, Arc<Mutex<Space>>)> = self
-            .inner
-            .spaces
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(sid, space)| (sid.clone(), space.clone()))
-            .collect();
-        for (workspace_sid, space) in spaces {
-            let task_sid = {
-                let guard = lock(&space);
-                if !guard.workflows.contains_key(workflow_sid) {
-                    continue;
-                }
-                guard
-                    .tasks
-                    .values()
-                    .find(|t| {
-                        t.call_sid.as_deref() == Some(call_sid)
-                            && matches!(t.status, TaskStatus::Pending | TaskStatus::Reserved)
-                    })
-                    .map(|t| t.sid.clone())
-            };
-            if let Some(task_sid) = task_sid {
-                let _ = self
-                    .transition_by_sid(&workspace_sid, |space, fx| {
-                        space.cancel_task(fx, &task_sid, reason);
-                        Ok(())
-                    })
-                    .await;
-            }
+    async fn cancel_call_task(
+        &self,
+        account_sid: &str,
+        call_sid: &str,
+        workflow_sid: &str,
+        reason: &str,
+    ) {
+        let Some(workspace_sid) = self.workflow_workspace(account_sid, workflow_sid) else {
             return;
+        };
+        let waiting = self.read(account_sid, &workspace_sid, |space| {
+            Ok(space
+                .tasks
+                .values()
+                .find(|t| {
+                    t.call_sid.as_deref() == Some(call_sid)
+                        && matches!(t.status, TaskStatus::Pending | TaskStatus::Reserved)
+                })
+                .map(|t| t.sid.clone()))
+        });
+        if let Ok(Some(task_sid)) = waiting {
+            let _ = self
+                .transition(account_sid, &workspace_sid, |space, fx| {
+                    space.cancel_task(fx, &task_sid, reason);
+                    Ok(())
+                })
+                .await;
         }
     }
 }

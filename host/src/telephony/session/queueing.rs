@@ -322,9 +322,13 @@ impl Session {
             seat.workflow_sid.clone(),
         ) {
             let routing = self.core.routing.clone();
-            let call_sid = seat.call_sid.clone();
+            let (account_sid, call_sid) = (seat.account_sid.clone(), seat.call_sid.clone());
             let reason = format!("The caller left the queue ({})", queue_result_name(result));
-            tokio::spawn(async move { routing.call_left(&call_sid, &workflow_sid, &reason).await });
+            tokio::spawn(async move {
+                routing
+                    .call_left(&account_sid, &call_sid, &workflow_sid, &reason)
+                    .await
+            });
         }
         self.leg.experience(
             self.core.clock.now_ms(),
