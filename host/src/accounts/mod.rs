@@ -166,7 +166,9 @@ impl Accounts {
         sid: &str,
         token: &str,
     ) -> Result<Option<Account>, sqlx::Error> {
-        let row = sqlx::query("SELECT auth_token_sha256 FROM accounts WHERE sid = $1")
+        // One read for the check and the account: every authenticated request makes it.
+        let sql = format!("SELECT {COLUMNS}, auth_token_sha256 FROM accounts WHERE sid = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(sid)
             .fetch_optional(self.db.pool())
             .await?;
@@ -175,10 +177,8 @@ impl Accounts {
         if !bool::from(stored.as_bytes().ct_eq(token_hash(token).as_bytes())) {
             return Ok(None);
         }
-        Ok(self
-            .get(sid)
-            .await?
-            .filter(|account| account.status == AccountStatus::Active))
+        let account = account_from_row(&row)?;
+        Ok((account.status == AccountStatus::Active).then_some(account))
     }
 
     pub async fn update(

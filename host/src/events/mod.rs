@@ -219,16 +219,39 @@ async fn channel_events_after(
     rows.iter().map(event_from_row).collect()
 }
 
-/// Every account's events after `after`: the router's read of the log.
-async fn all_events_after(db: &Db, after: i64, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
+/// Above this many accounts with channels, the router reads every account's events and sets
+/// aside those it has no channel for, instead of naming the accounts in its query.
+const NAMED_ACCOUNTS: usize = 64;
+
+/// The router's read of the log: up to [`READ_BATCH`] events in `(after, head]` of the given
+/// accounts (of every account when they are many).
+async fn events_of_accounts(
+    db: &Db,
+    accounts: &[String],
+    after: i64,
+    head: i64,
+) -> Result<Vec<Event>, sqlx::Error> {
+    let named = accounts.len() <= NAMED_ACCOUNTS;
+    let which = if named {
+        let placeholders: Vec<String> =
+            (0..accounts.len()).map(|i| format!("${}", i + 4)).collect();
+        format!(" AND account_sid IN ({})", placeholders.join(", "))
+    } else {
+        String::new()
+    };
     let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE sequence > $1 ORDER BY sequence LIMIT $2"
+        "SELECT {EVENT_COLUMNS} FROM events WHERE sequence > $1 AND sequence <= $2{which} ORDER BY sequence LIMIT $3"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(after)
-        .bind(limit)
-        .fetch_all(db.pool())
-        .await?;
+        .bind(head)
+        .bind(READ_BATCH);
+    if named {
+        for account_sid in accounts {
+            query = query.bind(account_sid.as_str());
+        }
+    }
+    let rows = query.fetch_all(db.pool()).await?;
     rows.iter().map(event_from_row).collect()
 }
 
@@ -613,13 +636,10 @@ impl Events {
         let mut stopping = self.stopping();
         loop {
             loop {
-                match all_events_after(&self.inner.db, position, READ_BATCH).await {
-                    Ok(events) => {
-                        for event in &events {
-                            self.route(event);
-                            position = event.sequence;
-                        }
-                        if (events.len() as i64) < READ_BATCH {
+                match self.route_after(position).await {
+                    Ok((next, more)) => {
+                        position = next;
+                        if !more {
                             break;
                         }
                     }
@@ -638,6 +658,38 @@ impl Events {
                 _ = tokio::time::sleep(POLL_INTERVAL) => {}
                 _ = stopping.changed() => return,
             }
+        }
+    }
+
+    /// Routes up to [`READ_BATCH`] events committed after `position`: the new position, and
+    /// whether more are waiting. Only the events of accounts that have a channel are read, so the
+    /// log of accounts without one (and of a host without any) costs the router nothing but a look
+    /// at its head.
+    ///
+    /// The head is read before the accounts are listed. Sequence order is commit order, so every
+    /// event up to the head had committed when the list was taken: an account missing from it had
+    /// no channel then, and none of its channels can be owed those events.
+    async fn route_after(&self, position: i64) -> Result<(i64, bool), sqlx::Error> {
+        let head = last_sequence(&self.inner.db).await?;
+        if head <= position {
+            return Ok((position, false));
+        }
+        let accounts: Vec<String> = self
+            .read_channels()
+            .iter()
+            .filter(|(_, by_sid)| !by_sid.is_empty())
+            .map(|(account_sid, _)| account_sid.clone())
+            .collect();
+        if accounts.is_empty() {
+            return Ok((head, false));
+        }
+        let events = events_of_accounts(&self.inner.db, &accounts, position, head).await?;
+        for event in &events {
+            self.route(event);
+        }
+        match events.last() {
+            Some(last) if events.len() as i64 == READ_BATCH => Ok((last.sequence, true)),
+            _ => Ok((head, false)),
         }
     }
 
