@@ -825,6 +825,37 @@ async fn accounts_never_see_each_others_channels_or_events() {
     app.shutdown().await;
 }
 
+/// The router reads only the log of accounts that have a channel, and every account's log once
+/// more accounts have one than it names in a query: both ways a stream gets its own events, and
+/// events written meanwhile by an account without a channel do not get in the way.
+#[tokio::test]
+async fn streams_get_their_events_whether_few_or_many_accounts_have_channels() {
+    let app = spawn().await;
+    let quiet = app.tenant().await;
+    workspace(&app, &quiet).await;
+    let alice = app.tenant().await;
+    channel(
+        &app,
+        &alice,
+        &[("UniqueName", "all"), ("AllowPublish", "true")],
+    )
+    .await;
+    let mut stream = Sse::connect(&app, &alice, "all", None).await;
+    workspace(&app, &quiet).await;
+    let first = publish(&app, &alice, "all", "first.note", json!({})).await;
+    assert_eq!(stream.next().await.id, first);
+
+    for _ in 0..70 {
+        let other = app.tenant().await;
+        channel(&app, &other, &[("UniqueName", "all")]).await;
+    }
+    workspace(&app, &quiet).await;
+    let second = publish(&app, &alice, "all", "second.note", json!({})).await;
+    let frame = stream.next().await;
+    assert_eq!((frame.id, frame.event.as_str()), (second, "second.note"));
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_event_subscriber_module_counts_and_publishes_alerts() {
     let (app, tenant) = with_auditor().await;
