@@ -150,26 +150,21 @@ impl Follower {
                 _ = tokio::time::sleep(KEEP_ALIVE) => return Some(Vec::new()),
                 _ = self.stopping.changed() => return None,
             };
-            let mut batch = Vec::new();
-            match received {
-                Ok(outgoing) => batch.push(outgoing),
-                Err(broadcast::error::RecvError::Lagged(_)) => self.fell_behind(),
+            let first = match received {
+                Ok(outgoing) => Some(outgoing),
+                Err(broadcast::error::RecvError::Lagged(_)) => None,
                 Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            let limit = if self.live.current().0.max_delivery_rate.is_some() {
+                1
+            } else {
+                BATCH
+            };
+            let (batch, behind) = take_live(&mut self.hub, first, &mut self.last, limit);
+            if behind {
+                self.fell_behind();
             }
-            let paced = self.live.current().0.max_delivery_rate.is_some();
-            while !self.catching_up && !paced && batch.len() < BATCH {
-                match self.hub.try_recv() {
-                    Ok(outgoing) => batch.push(outgoing),
-                    Err(broadcast::error::TryRecvError::Lagged(_)) => self.fell_behind(),
-                    Err(_) => break,
-                }
-            }
-            let last = self.last;
-            batch.retain(|outgoing| outgoing.sequence > last);
-            if let Some(newest) = batch.last() {
-                if !self.catching_up {
-                    self.last = newest.sequence;
-                }
+            if !batch.is_empty() {
                 return self.paced(batch).await;
             }
         }
@@ -241,6 +236,33 @@ impl Follower {
     }
 }
 
+/// Takes up to `limit` events from the hub after `first` (what the stream's wait received; `None`
+/// when that wait found it had fallen behind): the events newer than `last`, with `last` moved to
+/// the newest, and whether the stream fell behind. Falling behind ends the batch: the events taken
+/// before it are contiguous and are sent, and the log is read after them, so none is sent twice.
+fn take_live(
+    hub: &mut broadcast::Receiver<Arc<Outgoing>>,
+    first: Option<Arc<Outgoing>>,
+    last: &mut i64,
+    limit: usize,
+) -> (Vec<Arc<Outgoing>>, bool) {
+    let mut behind = first.is_none();
+    let mut batch: Vec<Arc<Outgoing>> = first.into_iter().collect();
+    while !behind && batch.len() < limit {
+        match hub.try_recv() {
+            Ok(outgoing) => batch.push(outgoing),
+            Err(broadcast::error::TryRecvError::Lagged(_)) => behind = true,
+            Err(_) => break,
+        }
+    }
+    let after = *last;
+    batch.retain(|outgoing| outgoing.sequence > after);
+    if let Some(newest) = batch.last() {
+        *last = newest.sequence;
+    }
+    (batch, behind)
+}
+
 /// The SSE body: a comment to open, then each batch of frames as one piece, and a keep-alive
 /// comment when nothing happens.
 fn sse_frames(follower: Follower) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
@@ -292,4 +314,67 @@ async fn send_messages(socket: WebSocket, mut follower: Follower) {
         }
     }
     let _ = sink.send(Message::Close(None)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(sequence: i64) -> Arc<Outgoing> {
+        Arc::new(Outgoing {
+            sequence,
+            time_ms: 0,
+            sse: Bytes::new(),
+            json: Bytes::new(),
+        })
+    }
+
+    fn sequences(batch: &[Arc<Outgoing>]) -> Vec<i64> {
+        batch.iter().map(|o| o.sequence).collect()
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_falls_behind_mid_batch_resumes_after_what_it_sent() {
+        let (hub, mut receiver) = broadcast::channel(4);
+        for sequence in 1..=2 {
+            hub.send(outgoing(sequence)).expect("a receiver");
+        }
+        let first = receiver.recv().await.expect("the first event");
+        for sequence in 3..=8 {
+            hub.send(outgoing(sequence)).expect("a receiver");
+        }
+        let mut last = 0;
+        let (batch, behind) = take_live(&mut receiver, Some(first), &mut last, BATCH);
+        assert_eq!(sequences(&batch), vec![1]);
+        assert!(
+            behind,
+            "events 2 to 4 were overwritten before they were taken"
+        );
+        assert_eq!(
+            last, 1,
+            "the log is read after the event sent, not before it"
+        );
+    }
+
+    #[tokio::test]
+    async fn events_already_sent_are_passed_over_and_a_paced_stream_takes_one() {
+        let (hub, mut receiver) = broadcast::channel(16);
+        for sequence in 3..=7 {
+            hub.send(outgoing(sequence)).expect("a receiver");
+        }
+        let mut last = 4;
+        let first = receiver.recv().await.expect("an event");
+        let (batch, behind) = take_live(&mut receiver, Some(first), &mut last, BATCH);
+        assert_eq!((sequences(&batch), behind, last), (vec![5, 6, 7], false, 7));
+
+        for sequence in 8..=9 {
+            hub.send(outgoing(sequence)).expect("a receiver");
+        }
+        let first = receiver.recv().await.expect("an event");
+        let (batch, _) = take_live(&mut receiver, Some(first), &mut last, 1);
+        assert_eq!((sequences(&batch), last), (vec![8], 8));
+
+        let (batch, behind) = take_live(&mut receiver, None, &mut last, BATCH);
+        assert_eq!((batch.len(), behind, last), (0, true, 8));
+    }
 }
