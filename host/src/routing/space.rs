@@ -475,15 +475,20 @@ impl Space {
             return;
         }
         let key = (worker.idle_since, worker.sid.clone());
-        let queues = worker.queues.clone();
-        for queue_sid in &queues {
+        // The workers and the queues are borrowed apart, so filing copies neither the worker's
+        // queue list nor a channel sid per queue: a reservation files its worker in every queue
+        // and channel, under the workspace lock.
+        for queue_sid in &worker.queues {
             if let Some(queue) = self.queues.get_mut(queue_sid) {
                 for channel in &channels {
-                    queue
-                        .ready
-                        .entry(channel.clone())
-                        .or_default()
-                        .insert(key.clone());
+                    match queue.ready.get_mut(channel) {
+                        Some(ready) => ready.insert(key.clone()),
+                        None => queue
+                            .ready
+                            .entry(channel.clone())
+                            .or_default()
+                            .insert(key.clone()),
+                    };
                 }
             }
         }
