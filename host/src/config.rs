@@ -135,7 +135,8 @@ pub struct EventSettings {
     pub allow_private_targets: bool,
     /// How long a channel keeps its events for replay when it names no RetentionSeconds.
     pub default_retention_seconds: u64,
-    /// Events a live stream may fall behind before it catches up from the log instead of memory.
+    /// Events a channel keeps in memory for its live streams (in runs of up to 64); a stream that
+    /// falls further behind catches up from the log.
     pub stream_buffer: usize,
 }
 

@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sqlx::Row;
@@ -37,6 +36,7 @@ use crate::sid::new_sid;
 use crate::store::batch::{Statement, Writer};
 use crate::store::{Db, rfc3339};
 use channels::{Candidate, Channel, Selector};
+use stream::{Run, RunBuilder};
 use subscribers::{Status, Subscriber};
 
 /// One entry of the log, as the API returns it.
@@ -262,36 +262,12 @@ async fn last_sequence(db: &Db) -> Result<i64, sqlx::Error> {
     Ok(last.unwrap_or(0))
 }
 
-/// An event rendered once for every stream of a channel: its SSE frame and its CloudEvent JSON.
-#[derive(Debug)]
-pub struct Outgoing {
-    pub sequence: i64,
-    pub time_ms: i64,
-    pub sse: Bytes,
-    pub json: Bytes,
-}
-
-impl Outgoing {
-    fn render(event: &Event) -> Outgoing {
-        let json = event.cloud_event().to_string();
-        let sse = format!(
-            "id: {}\nevent: {}\ndata: {json}\n\n",
-            event.sequence, event.event_type
-        );
-        Outgoing {
-            sequence: event.sequence,
-            time_ms: event.time_ms,
-            sse: Bytes::from(sse),
-            json: Bytes::from(json),
-        }
-    }
-}
-
 /// A channel the router delivers for: its current configuration, its live streams and the tasks
 /// of its durable subscribers.
 pub struct LiveChannel {
     config: RwLock<(Arc<Channel>, Arc<Selector>)>,
-    hub: broadcast::Sender<Arc<Outgoing>>,
+    /// Runs of events for the live streams, at most [`RUN_LENGTH`] events each.
+    hub: broadcast::Sender<Arc<Run>>,
     workers: Mutex<HashMap<String, Worker>>,
 }
 
@@ -348,6 +324,10 @@ struct Inner {
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Events read from the log per query.
 const READ_BATCH: i64 = 1_000;
+/// Most events the router hands a channel's live streams in one run. Streams take runs whole, so
+/// a busy channel costs a stream one hub message per run rather than per event; the hub keeps
+/// `stream_buffer / RUN_LENGTH` runs.
+const RUN_LENGTH: usize = 64;
 /// Largest custom event body.
 pub const MAX_CUSTOM_EVENT_BYTES: usize = 64 * 1024;
 
@@ -449,7 +429,8 @@ impl Events {
                     (Arc::new(channel), Arc::new(selector));
             }
             None => {
-                let (hub, _) = broadcast::channel(self.inner.settings.stream_buffer.max(16));
+                let runs = (self.inner.settings.stream_buffer / RUN_LENGTH).max(16);
+                let (hub, _) = broadcast::channel(runs);
                 by_sid.insert(
                     channel.sid.clone(),
                     Arc::new(LiveChannel {
@@ -684,39 +665,61 @@ impl Events {
             return Ok((head, false));
         }
         let events = events_of_accounts(&self.inner.db, &accounts, position, head).await?;
-        for event in &events {
-            self.route(event);
-        }
+        self.route(&events);
         match events.last() {
             Some(last) if events.len() as i64 == READ_BATCH => Ok((last.sequence, true)),
             _ => Ok((head, false)),
         }
     }
 
-    /// Hands one committed event to every matching channel of its account.
-    fn route(&self, event: &Event) {
+    /// Hands committed events to every matching channel of their accounts: to its live streams as
+    /// runs (each event rendered once, however many channels and streams take it), and a wake-up
+    /// to its durable subscribers, once for all the events.
+    fn route(&self, events: &[Event]) {
         let channels = self.read_channels();
-        let Some(by_sid) = channels.get(&event.account_sid) else {
-            return;
-        };
-        let candidate = event.candidate();
-        let mut rendered: Option<Arc<Outgoing>> = None;
-        for live in by_sid.values() {
-            let (_, selector) = live.current();
-            if !selector.matches(&candidate) {
+        let mut runs: HashMap<&str, (&LiveChannel, RunBuilder)> = HashMap::new();
+        let mut matched: HashMap<&str, &LiveChannel> = HashMap::new();
+        let mut frame = Vec::new();
+        let mut routed = 0u64;
+        for event in events {
+            let Some(by_sid) = channels.get(&event.account_sid) else {
                 continue;
-            }
-            metrics::counter!("switchboard_events_routed_total").increment(1);
-            if live.hub.receiver_count() > 0 {
-                let outgoing = rendered
-                    .get_or_insert_with(|| Arc::new(Outgoing::render(event)))
+            };
+            let candidate = event.candidate();
+            let mut json = None;
+            for (sid, live) in by_sid {
+                let (_, selector) = live.current();
+                if !selector.matches(&candidate) {
+                    continue;
+                }
+                routed += 1;
+                matched.insert(sid, live);
+                if live.hub.receiver_count() == 0 {
+                    continue;
+                }
+                let json = json
+                    .get_or_insert_with(|| stream::render_frame(event, &mut frame))
                     .clone();
-                let _ = live.hub.send(outgoing);
+                let (_, run) = runs
+                    .entry(sid)
+                    .or_insert_with(|| (live, RunBuilder::default()));
+                run.push(event.sequence, &frame, json);
+                if run.len() == RUN_LENGTH {
+                    let _ = live.hub.send(Arc::new(run.finish()));
+                }
             }
+        }
+        for (live, mut run) in runs.into_values() {
+            if !run.is_empty() {
+                let _ = live.hub.send(Arc::new(run.finish()));
+            }
+        }
+        for live in matched.into_values() {
             for worker in live.lock_workers().values() {
                 worker.wake.notify_one();
             }
         }
+        metrics::counter!("switchboard_events_routed_total").increment(routed);
     }
 
     /// Deletes custom events that outlived their channel's retention, once a minute. Domain events

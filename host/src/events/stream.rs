@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{broadcast, watch};
 
-use super::{Events, LiveChannel, Outgoing, channel_events_after};
+use super::{Events, LiveChannel, channel_events_after};
 use crate::api::auth::Tenant;
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::AppState;
@@ -106,14 +106,154 @@ async fn open(
     Ok(response)
 }
 
+/// Events rendered once for every stream of a channel, in the order they go out: their SSE
+/// frames joined in one buffer, so a stream that takes the whole run writes it as it is, and where
+/// each event's frame and CloudEvent JSON lie in it.
+#[derive(Debug, Default)]
+pub struct Run {
+    frames: Bytes,
+    events: Vec<Rendered>,
+}
+
+/// Where one event of a [`Run`] lies in its buffer.
+#[derive(Debug)]
+struct Rendered {
+    sequence: i64,
+    /// Where its SSE frame starts; it ends where the next event's starts.
+    frame: usize,
+    /// Its CloudEvent JSON, the frame's `data:` line.
+    json: std::ops::Range<usize>,
+}
+
+impl Run {
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    fn sequence(&self, index: usize) -> i64 {
+        self.events[index].sequence
+    }
+
+    /// The index of the first event newer than `last`.
+    fn after(&self, last: i64) -> usize {
+        self.events.partition_point(|event| event.sequence <= last)
+    }
+
+    /// The SSE frames of events `from..to`, without copying.
+    fn frames(&self, from: usize, to: usize) -> Bytes {
+        let end = self
+            .events
+            .get(to)
+            .map_or(self.frames.len(), |event| event.frame);
+        self.frames.slice(self.events[from].frame..end)
+    }
+
+    /// The CloudEvent JSON of one event, without copying.
+    fn json(&self, index: usize) -> Bytes {
+        self.frames.slice(self.events[index].json.clone())
+    }
+}
+
+/// A [`Run`] being put together, one event at a time.
+#[derive(Default)]
+pub struct RunBuilder {
+    frames: BytesMut,
+    events: Vec<Rendered>,
+}
+
+impl RunBuilder {
+    /// Appends an event already rendered by [`render_frame`] (`frame`, with its JSON at `json`).
+    pub fn push(&mut self, sequence: i64, frame: &[u8], json: std::ops::Range<usize>) {
+        let start = self.frames.len();
+        self.frames.extend_from_slice(frame);
+        self.events.push(Rendered {
+            sequence,
+            frame: start,
+            json: start + json.start..start + json.end,
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The run so far; the builder starts afresh.
+    pub fn finish(&mut self) -> Run {
+        Run {
+            frames: std::mem::take(&mut self.frames).freeze(),
+            events: std::mem::take(&mut self.events),
+        }
+    }
+}
+
+/// Writes an event's SSE frame (`id:` its sequence, `event:` its type, `data:` its CloudEvent
+/// JSON) into `frame`, and answers where the JSON lies in it.
+pub fn render_frame(event: &super::Event, frame: &mut Vec<u8>) -> std::ops::Range<usize> {
+    use std::io::Write;
+    frame.clear();
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        frame,
+        "id: {}\nevent: {}\ndata: ",
+        event.sequence, event.event_type
+    );
+    let start = frame.len();
+    let _ = serde_json::to_writer(&mut *frame, &event.cloud_event());
+    let json = start..frame.len();
+    frame.extend_from_slice(b"\n\n");
+    json
+}
+
+/// Events of one run that a stream sends together: `run`'s events `from..to`.
+struct Piece {
+    run: Arc<Run>,
+    from: usize,
+    to: usize,
+}
+
+impl Piece {
+    fn len(&self) -> usize {
+        self.to - self.from
+    }
+
+    fn newest(&self) -> i64 {
+        self.run.sequence(self.to - 1)
+    }
+
+    /// The first `n` events, and the rest if any are left.
+    fn split(self, n: usize) -> (Piece, Option<Piece>) {
+        if n >= self.len() {
+            return (self, None);
+        }
+        let middle = self.from + n;
+        let rest = Piece {
+            run: self.run.clone(),
+            from: middle,
+            to: self.to,
+        };
+        (Piece { to: middle, ..self }, Some(rest))
+    }
+}
+
 /// One stream's position in its channel: where it is in the log and its receiver on the hub.
 pub struct Follower {
     events: Events,
     live: Arc<LiveChannel>,
-    hub: broadcast::Receiver<Arc<Outgoing>>,
+    hub: broadcast::Receiver<Arc<Run>>,
     stopping: watch::Receiver<bool>,
-    /// The last sequence number sent (or passed over).
+    /// The newest sequence number taken (sent, passed over, or held).
     last: i64,
+    /// Events taken from the hub and not yet sent, sent before anything else: what is left of a
+    /// run when the channel's MaxDeliveryRate lets out one event at a time.
+    held: Option<Piece>,
     /// Read the log after `last` before taking from the hub again.
     catching_up: bool,
     last_sent_ms: Option<i64>,
@@ -129,6 +269,7 @@ impl Follower {
             live,
             hub,
             last: after.unwrap_or(0),
+            held: None,
             catching_up: after.is_some(),
             last_sent_ms: None,
         }
@@ -136,12 +277,18 @@ impl Follower {
 
     /// The next events to send, oldest first; an empty batch after [`KEEP_ALIVE`] of silence;
     /// `None` when the host stops.
-    async fn next_batch(&mut self) -> Option<Vec<Arc<Outgoing>>> {
+    async fn next_batch(&mut self) -> Option<Vec<Piece>> {
         loop {
+            let paced = self.live.current().0.max_delivery_rate.is_some();
+            if let Some(held) = self.held.take() {
+                let (now, rest) = held.split(if paced { 1 } else { usize::MAX });
+                self.held = rest;
+                return self.paced(vec![now]).await;
+            }
             if self.catching_up {
                 match self.read_log().await {
-                    Some(batch) if !batch.is_empty() => return self.paced(batch).await,
-                    Some(_) => self.catching_up = false,
+                    Some(Some(piece)) => return self.paced(vec![piece]).await,
+                    Some(None) => self.catching_up = false,
                     None => return None,
                 }
             }
@@ -151,18 +298,19 @@ impl Follower {
                 _ = self.stopping.changed() => return None,
             };
             let first = match received {
-                Ok(outgoing) => Some(outgoing),
+                Ok(run) => Some(run),
                 Err(broadcast::error::RecvError::Lagged(_)) => None,
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
-            let limit = if self.live.current().0.max_delivery_rate.is_some() {
-                1
-            } else {
-                BATCH
-            };
-            let (batch, behind) = take_live(&mut self.hub, first, &mut self.last, limit);
+            let limit = if paced { 1 } else { BATCH };
+            let (mut batch, behind) = take_live(&mut self.hub, first, &mut self.last, limit);
             if behind {
                 self.fell_behind();
+            }
+            if paced && let Some(piece) = batch.pop() {
+                let (now, rest) = piece.split(1);
+                self.held = rest;
+                batch = vec![now];
             }
             if !batch.is_empty() {
                 return self.paced(batch).await;
@@ -176,12 +324,14 @@ impl Follower {
         self.catching_up = true;
     }
 
-    /// Up to a page of the channel's events after `last` from the log, within its retention;
-    /// `last` moves past what was read. Empty when the log has nothing newer.
-    async fn read_log(&mut self) -> Option<Vec<Arc<Outgoing>>> {
+    /// Up to a page of the channel's events after `last` from the log, within its retention (one
+    /// event when paced); `last` moves past what was read. `Some(None)` when the log has nothing
+    /// newer.
+    async fn read_log(&mut self) -> Option<Option<Piece>> {
         let (config, selector) = self.live.current();
         let horizon = self.events.now() - config.retention_seconds.saturating_mul(1000);
         let paced = config.max_delivery_rate.is_some();
+        let mut frame = Vec::new();
         loop {
             let page = match channel_events_after(
                 self.events.db(),
@@ -195,30 +345,33 @@ impl Follower {
                 Ok(page) => page,
                 Err(error) => {
                     tracing::warn!(%error, channel = %config.sid, "a stream could not read the log");
-                    return Some(Vec::new());
+                    return Some(None);
                 }
             };
             if page.is_empty() {
-                return Some(Vec::new());
+                return Some(None);
             }
-            let mut batch = Vec::new();
+            let mut run = RunBuilder::default();
             for event in &page {
                 if event.time_ms >= horizon && selector.matches(&event.candidate()) {
-                    batch.push(Arc::new(Outgoing::render(event)));
+                    let json = render_frame(event, &mut frame);
+                    run.push(event.sequence, &frame, json);
                 }
                 self.last = event.sequence;
-                if paced && !batch.is_empty() {
+                if paced && !run.is_empty() {
                     break;
                 }
             }
-            if !batch.is_empty() {
-                return Some(batch);
+            if !run.is_empty() {
+                let run = Arc::new(run.finish());
+                let to = run.len();
+                return Some(Some(Piece { run, from: 0, to }));
             }
         }
     }
 
     /// Waits out the channel's MaxDeliveryRate before handing over `batch` (one event when paced).
-    async fn paced(&mut self, batch: Vec<Arc<Outgoing>>) -> Option<Vec<Arc<Outgoing>>> {
+    async fn paced(&mut self, batch: Vec<Piece>) -> Option<Vec<Piece>> {
         let (config, _) = self.live.current();
         if let Some(rate) = config.max_delivery_rate.filter(|r| *r > 0) {
             if let Some(last) = self.last_sent_ms {
@@ -236,29 +389,39 @@ impl Follower {
     }
 }
 
-/// Takes up to `limit` events from the hub after `first` (what the stream's wait received; `None`
-/// when that wait found it had fallen behind): the events newer than `last`, with `last` moved to
-/// the newest, and whether the stream fell behind. Falling behind ends the batch: the events taken
-/// before it are contiguous and are sent, and the log is read after them, so none is sent twice.
+/// Takes runs from the hub after `first` (what the stream's wait received; `None` when that wait
+/// found it had fallen behind) until at least `limit` events are taken: the events newer than
+/// `last`, with `last` moved to the newest, and whether the stream fell behind. Falling behind
+/// ends the batch: the events taken before it are contiguous and are sent, and the log is read
+/// after them, so none is sent twice.
 fn take_live(
-    hub: &mut broadcast::Receiver<Arc<Outgoing>>,
-    first: Option<Arc<Outgoing>>,
+    hub: &mut broadcast::Receiver<Arc<Run>>,
+    first: Option<Arc<Run>>,
     last: &mut i64,
     limit: usize,
-) -> (Vec<Arc<Outgoing>>, bool) {
+) -> (Vec<Piece>, bool) {
     let mut behind = first.is_none();
-    let mut batch: Vec<Arc<Outgoing>> = first.into_iter().collect();
-    while !behind && batch.len() < limit {
+    let mut batch = Vec::new();
+    let mut taken = 0;
+    let mut next = first;
+    loop {
+        if let Some(run) = next.take() {
+            let (from, to) = (run.after(*last), run.len());
+            if from < to {
+                let piece = Piece { run, from, to };
+                *last = piece.newest();
+                taken += piece.len();
+                batch.push(piece);
+            }
+        }
+        if behind || taken >= limit {
+            break;
+        }
         match hub.try_recv() {
-            Ok(outgoing) => batch.push(outgoing),
+            Ok(run) => next = Some(run),
             Err(broadcast::error::TryRecvError::Lagged(_)) => behind = true,
             Err(_) => break,
         }
-    }
-    let after = *last;
-    batch.retain(|outgoing| outgoing.sequence > after);
-    if let Some(newest) = batch.last() {
-        *last = newest.sequence;
     }
     (batch, behind)
 }
@@ -271,12 +434,15 @@ fn sse_frames(follower: Follower) -> impl futures::Stream<Item = Result<Bytes, s
         let batch = follower.next_batch().await?;
         let chunk = match batch.as_slice() {
             [] => Bytes::from_static(b": keep-alive\n\n"),
-            [single] => single.sse.clone(),
+            [piece] => piece.run.frames(piece.from, piece.to),
             _ => {
-                let size = batch.iter().map(|o| o.sse.len()).sum();
-                let mut chunk = BytesMut::with_capacity(size);
-                for outgoing in &batch {
-                    chunk.extend_from_slice(&outgoing.sse);
+                let frames: Vec<Bytes> = batch
+                    .iter()
+                    .map(|piece| piece.run.frames(piece.from, piece.to))
+                    .collect();
+                let mut chunk = BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
+                for piece in &frames {
+                    chunk.extend_from_slice(piece);
                 }
                 chunk.freeze()
             }
@@ -303,10 +469,15 @@ async fn send_messages(socket: WebSocket, mut follower: Follower) {
         tokio::select! {
             next = follower.next_batch() => {
                 let Some(batch) = next else { break };
-                for outgoing in batch {
-                    let text = String::from_utf8_lossy(&outgoing.json).into_owned();
-                    if sink.send(Message::Text(text.into())).await.is_err() {
-                        return;
+                for piece in batch {
+                    for index in piece.from..piece.to {
+                        // The JSON was written by serde_json, so it is UTF-8.
+                        let Ok(text) = Utf8Bytes::try_from(piece.run.json(index)) else {
+                            continue;
+                        };
+                        if sink.send(Message::Text(text)).await.is_err() {
+                            return;
+                        }
                     }
                 }
             }
@@ -320,61 +491,122 @@ async fn send_messages(socket: WebSocket, mut follower: Follower) {
 mod tests {
     use super::*;
 
-    fn outgoing(sequence: i64) -> Arc<Outgoing> {
-        Arc::new(Outgoing {
-            sequence,
-            time_ms: 0,
-            sse: Bytes::new(),
-            json: Bytes::new(),
-        })
+    /// A run of the given sequence numbers, each frame its number and a newline.
+    fn run(sequences: std::ops::RangeInclusive<i64>) -> Arc<Run> {
+        let mut builder = RunBuilder::default();
+        for sequence in sequences {
+            let frame = format!("{sequence}\n");
+            let json = 0..frame.len() - 1;
+            builder.push(sequence, frame.as_bytes(), json);
+        }
+        Arc::new(builder.finish())
     }
 
-    fn sequences(batch: &[Arc<Outgoing>]) -> Vec<i64> {
-        batch.iter().map(|o| o.sequence).collect()
+    fn sequences(batch: &[Piece]) -> Vec<i64> {
+        batch
+            .iter()
+            .flat_map(|piece| (piece.from..piece.to).map(|i| piece.run.sequence(i)))
+            .collect()
+    }
+
+    fn text(bytes: Bytes) -> String {
+        String::from_utf8(bytes.to_vec()).expect("text")
+    }
+
+    #[test]
+    fn a_run_gives_any_stretch_of_its_frames_and_each_events_json() {
+        let run = run(8..=11);
+        assert_eq!(text(run.frames(0, 4)), "8\n9\n10\n11\n");
+        assert_eq!(text(run.frames(1, 3)), "9\n10\n");
+        assert_eq!(text(run.frames(3, 4)), "11\n");
+        assert_eq!(text(run.json(2)), "10");
+        assert_eq!((run.after(7), run.after(9), run.after(11)), (0, 2, 4));
+    }
+
+    #[test]
+    fn a_rendered_frame_is_an_sse_event_whose_data_is_its_cloud_event() {
+        let event = super::super::Event {
+            sid: "EV1".into(),
+            sequence: 42,
+            account_sid: "AC1".into(),
+            event_type: "task.created".into(),
+            source: "/v1/Workspaces/WS1".into(),
+            subject: None,
+            time: "2026-01-01T00:00:00Z".into(),
+            data: serde_json::json!({"note": "two\nlines"}),
+            channel_sid: None,
+            time_ms: 0,
+        };
+        let mut frame = Vec::new();
+        let json = render_frame(&event, &mut frame);
+        let frame = String::from_utf8(frame).expect("text");
+        assert!(frame.starts_with("id: 42\nevent: task.created\ndata: {"));
+        assert!(frame.ends_with("}\n\n"));
+        assert_eq!(frame.matches('\n').count(), 4, "the data is one line");
+        let cloud: serde_json::Value = serde_json::from_str(&frame[json]).expect("JSON");
+        assert_eq!(cloud["sequence"], "42");
+        assert_eq!(cloud["data"]["note"], "two\nlines");
     }
 
     #[tokio::test]
     async fn a_stream_that_falls_behind_mid_batch_resumes_after_what_it_sent() {
         let (hub, mut receiver) = broadcast::channel(4);
         for sequence in 1..=2 {
-            hub.send(outgoing(sequence)).expect("a receiver");
+            hub.send(run(sequence * 2 - 1..=sequence * 2))
+                .expect("a receiver");
         }
-        let first = receiver.recv().await.expect("the first event");
+        let first = receiver.recv().await.expect("the first run");
         for sequence in 3..=8 {
-            hub.send(outgoing(sequence)).expect("a receiver");
+            hub.send(run(sequence * 2 - 1..=sequence * 2))
+                .expect("a receiver");
         }
         let mut last = 0;
         let (batch, behind) = take_live(&mut receiver, Some(first), &mut last, BATCH);
-        assert_eq!(sequences(&batch), vec![1]);
+        assert_eq!(sequences(&batch), vec![1, 2]);
         assert!(
             behind,
-            "events 2 to 4 were overwritten before they were taken"
+            "runs 2 to 4 were overwritten before they were taken"
         );
         assert_eq!(
-            last, 1,
-            "the log is read after the event sent, not before it"
+            last, 2,
+            "the log is read after the events sent, not before them"
         );
     }
 
     #[tokio::test]
-    async fn events_already_sent_are_passed_over_and_a_paced_stream_takes_one() {
+    async fn events_already_sent_are_passed_over_and_a_batch_stops_at_its_limit() {
         let (hub, mut receiver) = broadcast::channel(16);
-        for sequence in 3..=7 {
-            hub.send(outgoing(sequence)).expect("a receiver");
-        }
-        let mut last = 4;
-        let first = receiver.recv().await.expect("an event");
-        let (batch, behind) = take_live(&mut receiver, Some(first), &mut last, BATCH);
-        assert_eq!((sequences(&batch), behind, last), (vec![5, 6, 7], false, 7));
-
-        for sequence in 8..=9 {
-            hub.send(outgoing(sequence)).expect("a receiver");
-        }
-        let first = receiver.recv().await.expect("an event");
-        let (batch, _) = take_live(&mut receiver, Some(first), &mut last, 1);
-        assert_eq!((sequences(&batch), last), (vec![8], 8));
+        hub.send(run(1..=3)).expect("a receiver");
+        hub.send(run(4..=7)).expect("a receiver");
+        hub.send(run(8..=9)).expect("a receiver");
+        let mut last = 5;
+        let first = receiver.recv().await.expect("a run");
+        let (batch, behind) = take_live(&mut receiver, Some(first), &mut last, 1);
+        assert_eq!(
+            (sequences(&batch), behind, last),
+            (vec![6, 7], false, 7),
+            "the first run is passed over whole, the second from 6; the limit stops there"
+        );
+        let first = receiver.recv().await.expect("a run");
+        let (batch, _) = take_live(&mut receiver, Some(first), &mut last, BATCH);
+        assert_eq!((sequences(&batch), last), (vec![8, 9], 9));
 
         let (batch, behind) = take_live(&mut receiver, None, &mut last, BATCH);
-        assert_eq!((batch.len(), behind, last), (0, true, 8));
+        assert_eq!((batch.len(), behind, last), (0, true, 9));
+    }
+
+    #[test]
+    fn a_piece_splits_into_its_first_events_and_the_rest() {
+        let piece = Piece {
+            run: run(1..=4),
+            from: 1,
+            to: 4,
+        };
+        let (first, rest) = piece.split(1);
+        let rest = rest.expect("two events are left");
+        assert_eq!(sequences(&[first]), vec![2]);
+        assert_eq!(sequences(std::slice::from_ref(&rest)), vec![3, 4]);
+        let (all, none) = rest.split(5);
+        assert_eq!((sequences(&[all]), none.is_none()), (vec![3, 4], true));
     }
 }
