@@ -25,6 +25,10 @@
 //!   p99 under 50 ms); the producer's p50 / p99 against the baseline's (the ratio shows what the
 //!   subscribers, the stalled one included, cost the producer).
 //! - memory and CPU time; the machine.
+//! - floor, the baseline for the fan-out: the host stopped, a bare TCP server in the same process
+//!   writes each of the same readers all the phase's frames (the same size) at once, with no
+//!   HTTP framing, no database and no pacing. The deliveries a second the readers reach is the
+//!   most these readers on these cores can take; the host's delivery rate is given against it.
 //!
 //! Knobs: `BENCH_SUBSCRIBERS` (1,000), `BENCH_RATE` (10,000 events/s), `BENCH_SECONDS` (5),
 //! `BENCH_DATABASE_URL` (unset: SQLite).
@@ -194,6 +198,179 @@ async fn publish_paced(
     (durations, last.load(Ordering::Relaxed) as i64)
 }
 
+/// What one fan-out phase gave.
+struct FanOut {
+    delivered: u64,
+    expected: u64,
+    out_of_order: u64,
+    /// Readers that got every event once, in order.
+    complete: usize,
+    /// Publish → receive, sorted (sampled readers only).
+    latencies: Vec<Duration>,
+    publish_seconds: f64,
+    /// From the first publish until the last reader stopped.
+    seconds: f64,
+    cpu_seconds: f64,
+}
+
+impl FanOut {
+    fn print(&self, subscribers: usize, last_sequence: i64) {
+        println!(
+            "  delivered {} of {} ({:.2} %); {} seen again or out of order; {} of {subscribers} subscribers got every event once, in order, ending at sequence {last_sequence}",
+            self.delivered,
+            self.expected,
+            self.delivered as f64 * 100.0 / self.expected.max(1) as f64,
+            self.out_of_order,
+            self.complete,
+        );
+        println!(
+            "  publish -> receive ({} samples from every 20th subscriber): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            self.latencies.len(),
+            ms(percentile(&self.latencies, 0.5)),
+            ms(percentile(&self.latencies, 0.99)),
+            ms(percentile(&self.latencies, 1.0)),
+        );
+    }
+}
+
+/// Connects `subscribers` readers (every twentieth timed), runs `publish` once all are attached,
+/// and waits for the readers to reach the last sequence number it answers (or 10 s more).
+async fn fan_out<P>(
+    readers: Readers,
+    subscribers: usize,
+    total: usize,
+    publish: impl Future<Output = (P, i64)>,
+) -> (FanOut, (P, i64)) {
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(subscribers + 1);
+    let mut tasks = Vec::with_capacity(subscribers);
+    for i in 0..subscribers {
+        tasks.push(tokio::spawn(read_stream(
+            readers.clone(),
+            i % 20 == 0,
+            ready_tx.clone(),
+        )));
+    }
+    for _ in 0..subscribers {
+        ready_rx.recv().await.expect("a subscriber attached");
+    }
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let (published, last_sequence) = publish.await;
+    let publish_seconds = started.elapsed().as_secs_f64();
+    readers
+        .last_published
+        .store(last_sequence, Ordering::Relaxed);
+    let stop = readers.stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        stop.store(true, Ordering::Relaxed);
+    });
+    let mut outcome = FanOut {
+        delivered: 0,
+        expected: (total * subscribers) as u64,
+        out_of_order: 0,
+        complete: 0,
+        latencies: Vec::new(),
+        publish_seconds,
+        seconds: 0.0,
+        cpu_seconds: 0.0,
+    };
+    for task in tasks {
+        let seen = task.await.expect("reader");
+        outcome.delivered += seen.events;
+        outcome.out_of_order += seen.out_of_order;
+        if seen.events as usize == total
+            && seen.out_of_order == 0
+            && seen.last_sequence == last_sequence
+        {
+            outcome.complete += 1;
+        }
+        outcome.latencies.extend(seen.latencies);
+    }
+    outcome.seconds = started.elapsed().as_secs_f64();
+    outcome.cpu_seconds = cpu_seconds() - cpu_before;
+    outcome.latencies.sort_unstable();
+    (outcome, (published, last_sequence))
+}
+
+/// The fan-out floor of this machine: the phase's frames, rendered as the host renders a
+/// CloudEvent of the same size, written at once to each of the same readers by a bare TCP server
+/// that does nothing else (no HTTP framing, no database, no host, no pacing). How fast the readers
+/// get them all is the most deliveries a second that these readers on these cores can take.
+async fn fan_out_floor(subscribers: usize, total: usize, epoch: Instant) -> FanOut {
+    let mut frames = Vec::new();
+    for sequence in 1..=total {
+        let cloud_event = json!({
+            "specversion": "1.0",
+            "id": format!("EV{sequence:032x}"),
+            "source": "/v1/Channels/EC0123456789abcdef0123456789abcdef",
+            "type": "bench.tick",
+            "time": "2026-01-01T00:00:00.000Z",
+            "datacontenttype": "application/json",
+            "sequence": sequence.to_string(),
+            "data": {"n": sequence - 1, "published_us": epoch.elapsed().as_micros() as u64},
+        });
+        frames.extend_from_slice(
+            format!("id: {sequence}\nevent: bench.tick\ndata: {cloud_event}\n\n").as_bytes(),
+        );
+    }
+    let frames = bytes::Bytes::from(frames);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the bare server");
+    let addr = listener.local_addr().expect("its address");
+    let (go, started) = tokio::sync::watch::channel(false);
+    let acceptor = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(serve_bare(socket, started.clone(), frames.clone()));
+        }
+    });
+    let readers = Readers {
+        addr,
+        auth: String::new(),
+        epoch,
+        stop: Arc::new(AtomicBool::new(false)),
+        last_published: Arc::new(AtomicI64::new(0)),
+        after: 0,
+    };
+    let publish = async {
+        let _ = go.send(true);
+        ((), total as i64)
+    };
+    let (outcome, _) = fan_out(readers, subscribers, total, publish).await;
+    acceptor.abort();
+    outcome
+}
+
+/// One connection of [`fan_out_floor`]: the request head is read and answered, and once told to
+/// start, every frame is written in one call; the connection then waits for the reader to leave.
+async fn serve_bare(
+    mut socket: TcpStream,
+    mut started: tokio::sync::watch::Receiver<bool>,
+    frames: bytes::Bytes,
+) {
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while memchr::memmem::find(&head, b"\r\n\r\n").is_none() {
+        match socket.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let opening = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n: connected\n\n";
+    if socket.write_all(opening).await.is_err() || started.wait_for(|go| *go).await.is_err() {
+        return;
+    }
+    if socket.write_all(&frames).await.is_err() {
+        return;
+    }
+    while let Ok(n) = socket.read(&mut buffer).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
 fn main() {
     // As the host's binary does.
     switchboard_host::memory::limit_arenas();
@@ -283,76 +460,30 @@ async fn bench() {
     );
 
     // Fan-out, the stalled subscriber still attached.
-    let stop = Arc::new(AtomicBool::new(false));
-    let last_published = Arc::new(AtomicI64::new(0));
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(subscribers + 1);
-    let shared = Readers {
+    let readers = Readers {
         addr: server.addr,
         auth: auth.clone(),
         epoch,
-        stop: stop.clone(),
-        last_published: last_published.clone(),
+        stop: Arc::new(AtomicBool::new(false)),
+        last_published: Arc::new(AtomicI64::new(0)),
         after: before_fan_out,
     };
-    let mut readers = Vec::with_capacity(subscribers);
-    for i in 0..subscribers {
-        readers.push(tokio::spawn(read_stream(
-            shared.clone(),
-            i % 20 == 0,
-            ready_tx.clone(),
-        )));
-    }
-    for _ in 0..subscribers {
-        ready_rx.recv().await.expect("a subscriber attached");
-    }
     let resident_before = mb(resident_bytes());
-    let cpu_before = cpu_seconds();
-    let started = Instant::now();
-    let (producer, last_sequence) = publish_paced(&events, &account_sid, total, rate, epoch).await;
-    let publish_seconds = started.elapsed().as_secs_f64();
-    // Readers stop once they reach the last event; any still behind after 10 s are stopped.
-    let drain_started = Instant::now();
-    last_published.store(last_sequence, Ordering::Relaxed);
-    let stopper = stop.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        stopper.store(true, Ordering::Relaxed);
-    });
-    let mut delivered = 0u64;
-    let mut out_of_order = 0u64;
-    let mut complete = 0usize;
-    let mut latencies = Vec::new();
-    for reader in readers {
-        let seen = reader.await.expect("reader");
-        delivered += seen.events;
-        out_of_order += seen.out_of_order;
-        if seen.events as usize == total
-            && seen.out_of_order == 0
-            && seen.last_sequence == last_sequence
-        {
-            complete += 1;
-        }
-        latencies.extend(seen.latencies);
-    }
-    let cpu_used = cpu_seconds() - cpu_before;
+    let (host, (producer, last_sequence)) = fan_out(readers, subscribers, total, async {
+        publish_paced(&events, &account_sid, total, rate, epoch).await
+    })
+    .await;
     drop(stalled);
-    latencies.sort_unstable();
-    let expected = (total * subscribers) as u64;
-    let p99 = ms(percentile(&latencies, 0.99));
+    let p99 = ms(percentile(&host.latencies, 0.99));
     println!(
-        "  published {total} events in {publish_seconds:.2} s ({:.0} events/s)",
-        total as f64 / publish_seconds
+        "  published {total} events in {:.2} s ({:.0} events/s)",
+        host.publish_seconds,
+        total as f64 / host.publish_seconds
     );
+    host.print(subscribers, last_sequence);
     println!(
-        "  delivered {delivered} of {expected} ({:.2} %); {out_of_order} seen again or out of order; {complete} of {subscribers} subscribers got every event once, in order, ending at sequence {last_sequence}",
-        delivered as f64 * 100.0 / expected.max(1) as f64
-    );
-    println!(
-        "  publish -> receive ({} samples from every 20th subscriber): p50 {:.2} ms, p99 {p99:.2} ms, max {:.2} ms (target p99 < {P99_TARGET_MS} ms: {})",
-        latencies.len(),
-        ms(percentile(&latencies, 0.5)),
-        ms(percentile(&latencies, 1.0)),
-        if p99 < P99_TARGET_MS && complete == subscribers {
+        "    target p99 < {P99_TARGET_MS} ms: {}",
+        if p99 < P99_TARGET_MS && host.complete == subscribers {
             "met"
         } else {
             "NOT met"
@@ -366,10 +497,30 @@ async fn bench() {
         producer_p99 / baseline_p99.max(0.001)
     );
     println!(
-        "  resident {resident_before:.0} MB with the subscribers attached, {:.0} MB at the end; CPU {cpu_used:.1} s over {:.1} s",
+        "  resident {resident_before:.0} MB with the subscribers attached, {:.0} MB at the end; CPU {:.1} s over {:.1} s",
         mb(resident_bytes()),
-        publish_seconds + drain_started.elapsed().as_secs_f64()
+        host.cpu_seconds,
+        host.seconds
     );
     events.shutdown();
     server.stop().await.expect("stop the host");
+
+    // The machine's floor: the same readers, fed the same frames all at once by a bare server.
+    let floor = fan_out_floor(subscribers, total, epoch).await;
+    let floor_rate = floor.delivered as f64 / floor.seconds;
+    let host_rate = host.delivered as f64 / host.seconds;
+    println!(
+        "  floor (no host: a bare TCP server writes each reader all {total} frames at once; no HTTP, no database, no pacing): {} of {} delivered in {:.2} s, {:.2} M deliveries/s, CPU {:.1} s",
+        floor.delivered,
+        floor.expected,
+        floor.seconds,
+        floor_rate / 1e6,
+        floor.cpu_seconds
+    );
+    println!(
+        "    the host delivered {:.2} M/s, {:.2} of the floor; the offered load was {:.2} M/s",
+        host_rate / 1e6,
+        host_rate / floor_rate.max(1.0),
+        (rate * subscribers) as f64 / 1e6
+    );
 }
