@@ -83,8 +83,9 @@ pub struct Worker {
     pub channels: Vec<WorkerChannel>,
     /// Task queues whose TargetWorkers match this worker.
     pub queues: Vec<String>,
-    /// The `idle_since` under which the worker is filed in its queues' ready sets, when filed.
-    pub filed_as: Option<i64>,
+    /// The key under which the worker is filed in its queues' ready sets, when filed: its
+    /// `idle_since` then and its sid, shared by every set.
+    pub filed_as: Option<ReadyKey>,
 }
 
 impl Worker {
@@ -138,6 +139,10 @@ pub struct Place {
     pub task_sid: String,
 }
 
+/// A worker's place in a ready set: how long it has been idle, then its sid. The sid is shared,
+/// so filing a worker in every queue and channel it serves allocates it once.
+pub type ReadyKey = (i64, Arc<str>);
+
 #[derive(Debug, Clone)]
 pub struct TaskQueue {
     pub sid: String,
@@ -152,7 +157,7 @@ pub struct TaskQueue {
     /// Workers matching TargetWorkers.
     pub members: HashSet<String>,
     /// Per task channel, the members that can take a task of that channel now, longest idle first.
-    pub ready: HashMap<String, BTreeSet<(i64, String)>>,
+    pub ready: HashMap<String, BTreeSet<ReadyKey>>,
     /// Tasks waiting in this queue for a worker, in service order.
     pub waiting: BTreeSet<Place>,
 }

@@ -247,7 +247,7 @@ impl Space {
     }
 
     /// The task channels on which a worker can take a task now.
-    fn ready_channels(&self, worker: &Worker) -> Vec<String> {
+    fn ready_channels<'w>(&self, worker: &'w Worker) -> Vec<&'w str> {
         if !self.worker_available(worker) {
             return Vec::new();
         }
@@ -258,7 +258,7 @@ impl Space {
             .channels
             .iter()
             .filter(|c| c.available && c.active < c.capacity)
-            .map(|c| c.task_channel_sid.clone())
+            .map(|c| c.task_channel_sid.as_str())
             .collect()
     }
 
@@ -453,10 +453,9 @@ impl Space {
         let Some(worker) = self.workers.get_mut(worker_sid) else {
             return;
         };
-        let Some(idle) = worker.filed_as.take() else {
+        let Some(key) = worker.filed_as.take() else {
             return;
         };
-        let key = (idle, worker.sid.clone());
         for queue_sid in &worker.queues {
             if let Some(queue) = self.queues.get_mut(queue_sid) {
                 for set in queue.ready.values_mut() {
@@ -474,18 +473,18 @@ impl Space {
         if channels.is_empty() {
             return;
         }
-        let key = (worker.idle_since, worker.sid.clone());
+        let key: ReadyKey = (worker.idle_since, Arc::from(worker.sid.as_str()));
         // The workers and the queues are borrowed apart, so filing copies neither the worker's
         // queue list nor a channel sid per queue: a reservation files its worker in every queue
         // and channel, under the workspace lock.
         for queue_sid in &worker.queues {
             if let Some(queue) = self.queues.get_mut(queue_sid) {
-                for channel in &channels {
+                for &channel in &channels {
                     match queue.ready.get_mut(channel) {
                         Some(ready) => ready.insert(key.clone()),
                         None => queue
                             .ready
-                            .entry(channel.clone())
+                            .entry(channel.to_string())
                             .or_default()
                             .insert(key.clone()),
                     };
@@ -493,7 +492,7 @@ impl Space {
             }
         }
         if let Some(worker) = self.workers.get_mut(worker_sid) {
-            worker.filed_as = Some(key.0);
+            worker.filed_as = Some(key);
         }
     }
 
@@ -999,7 +998,8 @@ impl Space {
         let mut fresh = Vec::new();
         let mut declined = Vec::new();
         for (_, sid) in ready {
-            if holding.contains(sid.as_str()) {
+            let sid: &str = sid;
+            if holding.contains(sid) {
                 continue;
             }
             let Some(worker) = self.workers.get(sid) else {
@@ -1013,10 +1013,10 @@ impl Space {
             {
                 continue;
             }
-            if task.declined_by.contains(sid) {
-                declined.push(sid.clone());
+            if task.declined_by.iter().any(|declined| declined == sid) {
+                declined.push(sid.to_string());
             } else {
-                fresh.push(sid.clone());
+                fresh.push(sid.to_string());
                 if !full_scan && fresh.len() >= limit {
                     break;
                 }
@@ -1144,7 +1144,7 @@ impl Space {
                     let Some(task) = self.tasks.get(&place.task_sid) else {
                         continue;
                     };
-                    if !ready.contains(&task.task_channel_sid)
+                    if !ready.contains(&task.task_channel_sid.as_str())
                         || task.declined_by.iter().any(|s| s == worker_sid)
                         || fx.to_score.contains(&task.sid)
                         || self

@@ -275,7 +275,7 @@ pub async fn delete_worker(
             for queue in space.queues.values_mut() {
                 queue.members.remove(&sid);
                 for ready in queue.ready.values_mut() {
-                    ready.retain(|(_, w)| w != &sid);
+                    ready.retain(|(_, w)| **w != *sid);
                 }
             }
             space.workers.remove(&sid);
