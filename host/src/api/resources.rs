@@ -69,6 +69,19 @@ pub fn envelope(
     query: &FormPairs,
     items: Vec<Value>,
 ) -> ApiResult<Response> {
+    rendered_envelope(base, path, key, query, items, |item| item)
+}
+
+/// [`envelope`] for items rendered only once the page is cut: a long list costs one rendering per
+/// item on the page, not per item that matched.
+pub fn rendered_envelope<T>(
+    base: &str,
+    path: &str,
+    key: &str,
+    query: &FormPairs,
+    items: Vec<T>,
+    render: impl FnMut(T) -> Value,
+) -> ApiResult<Response> {
     let size = match query.get("PageSize") {
         Some(text) => text
             .parse::<usize>()
@@ -100,7 +113,12 @@ pub fn envelope(
     };
     let total = items.len();
     let start = page.saturating_mul(size);
-    let items: Vec<Value> = items.into_iter().skip(start).take(size).collect();
+    let items: Vec<Value> = items
+        .into_iter()
+        .skip(start)
+        .take(size)
+        .map(render)
+        .collect();
     let more = start + items.len() < total;
     Ok(Json(json!({
         key: items,
@@ -162,5 +180,69 @@ pub fn friendly_name(form: &FormPairs, required: bool) -> ApiResult<Option<Strin
         Some(name) => Ok(Some(name.to_string())),
         None if required => Err(ApiError::invalid("FriendlyName is required")),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(response: Response) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+
+    #[tokio::test]
+    async fn only_the_page_is_rendered_and_the_links_keep_the_filters() {
+        let query = FormPairs(vec![
+            ("Status".into(), "open".into()),
+            ("PageSize".into(), "2".into()),
+            ("Page".into(), "1".into()),
+        ]);
+        let mut rendered = Vec::new();
+        let response = rendered_envelope(
+            "http://host",
+            "/v1/Things",
+            "things",
+            &query,
+            (1..=5).collect(),
+            |n: i32| {
+                rendered.push(n);
+                json!({ "n": n })
+            },
+        )
+        .expect("a page");
+        assert_eq!(rendered, vec![3, 4], "the items of page 1 alone");
+        let page = body(response).await;
+        assert_eq!(page["things"], json!([{ "n": 3 }, { "n": 4 }]));
+        assert_eq!(
+            page["meta"]["next_page_url"],
+            "http://host/v1/Things?Status=open&PageSize=2&Page=2"
+        );
+        assert_eq!(
+            page["meta"]["previous_page_url"],
+            "http://host/v1/Things?Status=open&PageSize=2&Page=0"
+        );
+
+        let last = FormPairs(vec![
+            ("PageSize".into(), "2".into()),
+            ("Page".into(), "2".into()),
+        ]);
+        let page = body(
+            rendered_envelope(
+                "http://host",
+                "/v1/Things",
+                "things",
+                &last,
+                (1..=5).collect(),
+                |n: i32| json!(n),
+            )
+            .expect("a page"),
+        )
+        .await;
+        assert_eq!(page["things"], json!([5]));
+        assert_eq!(page["meta"]["next_page_url"], Value::Null);
     }
 }

@@ -25,7 +25,7 @@ use serde_json::Value;
 use super::model::Task;
 use crate::api::FormPairs;
 use crate::api::error::{ApiError, ApiResult, Code};
-pub use crate::api::resources::{Caller, QueryPairs, base_url, envelope};
+pub use crate::api::resources::{Caller, QueryPairs, base_url, envelope, rendered_envelope};
 use crate::api::resources::{boolean, friendly_name, integer};
 use crate::app::AppState;
 use crate::telephony::resources::check_callback_url;

@@ -1,11 +1,15 @@
 //! Reservations of tasks and workers, and the instructions that move them.
 
+use std::collections::HashSet;
+
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{Caller, QueryPairs, any_task, check_if_match, envelope, not_found, versioned};
+use super::{
+    Caller, QueryPairs, any_task, check_if_match, not_found, rendered_envelope, versioned,
+};
 use crate::api::FormPairs;
 use crate::api::error::{ApiError, ApiResult, Code};
 use crate::app::AppState;
@@ -28,10 +32,11 @@ async fn all_reservations(
         .into_iter()
         .map(|r| guard.reservations.get(&r.sid).cloned().unwrap_or(r))
         .collect();
+    let listed: HashSet<&str> = all.iter().map(|r| r.sid.as_str()).collect();
     let mut fresh: Vec<Reservation> = guard
         .reservations
         .values()
-        .filter(|r| !all.iter().any(|s| s.sid == r.sid))
+        .filter(|r| !listed.contains(r.sid.as_str()))
         .cloned()
         .collect();
     fresh.sort_by(|a, b| (a.date_created, &a.sid).cmp(&(b.date_created, &b.sid)));
@@ -49,16 +54,17 @@ async fn reservation_list(
 ) -> ApiResult<Response> {
     let status = query.get("ReservationStatus");
     let reservations = all_reservations(&state, &caller, &ws).await?;
-    let items = state.routing.read(&caller.account_sid, &ws, |space| {
-        Ok(reservations
+    state.routing.read(&caller.account_sid, &ws, |space| {
+        let matching: Vec<&Reservation> = reservations
             .iter()
             .filter(|r| filter(r))
             .filter(|r| status.is_none_or(|s| r.status.as_str() == s))
             .filter(|r| query.get("WorkerSid").is_none_or(|w| r.worker_sid == w))
-            .map(|r| views::reservation(&caller.base, space, r, None))
-            .collect())
-    })?;
-    envelope(&caller.base, &path, "reservations", &query, items)
+            .collect();
+        rendered_envelope(&caller.base, &path, "reservations", &query, matching, |r| {
+            views::reservation(&caller.base, space, r, None)
+        })
+    })
 }
 
 #[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{TaskSid}/Reservations", tag = "work distribution", security(("account" = [])),

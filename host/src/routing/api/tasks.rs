@@ -1,13 +1,15 @@
 //! Tasks: created, listed, fetched, updated and deleted, live or as stored.
 
+use std::collections::HashSet;
+
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{
-    Caller, QueryPairs, any_task, attributes, check_if_match, envelope, integer, not_found,
-    versioned,
+    Caller, QueryPairs, any_task, attributes, check_if_match, integer, not_found,
+    rendered_envelope, versioned,
 };
 use crate::api::FormPairs;
 use crate::api::error::{ApiError, ApiResult};
@@ -122,18 +124,28 @@ pub async fn list_tasks(
         .transpose()?;
     let priority = integer(&query, "Priority", 0..=2_147_483_647)?;
     let space = state.routing.space(&caller.account_sid, &ws)?;
-    let stored = crate::routing::store::stored_tasks(state.routing.db(), &ws).await?;
-    let items = {
-        let guard = lock(&space);
-        let mut tasks: Vec<Task> = stored
-            .into_iter()
-            .map(|s| guard.tasks.get(&s.task.sid).cloned().unwrap_or(s.task))
+    // Every live task is in memory; the stored rows only add the finished ones.
+    let live_only = !statuses.is_empty()
+        && statuses
+            .iter()
+            .all(|s| TaskStatus::parse(s).is_some_and(|s| !s.is_final()));
+    let stored = if live_only {
+        Vec::new()
+    } else {
+        crate::routing::store::stored_tasks(state.routing.db(), &ws).await?
+    };
+    let stored_sids: HashSet<String> = stored.iter().map(|s| s.task.sid.clone()).collect();
+    let guard = lock(&space);
+    let matching: Vec<&Task> = {
+        // Live tasks are in memory, possibly ahead of their rows; finished ones only in the log.
+        let mut tasks: Vec<&Task> = stored
+            .iter()
+            .map(|s| guard.tasks.get(&s.task.sid).unwrap_or(&s.task))
             .collect();
-        let mut fresh: Vec<Task> = guard
+        let mut fresh: Vec<&Task> = guard
             .tasks
             .values()
-            .filter(|t| !tasks.iter().any(|s| s.sid == t.sid))
-            .cloned()
+            .filter(|t| !stored_sids.contains(&t.sid))
             .collect();
         fresh.sort_by(|a, b| (a.date_created, &a.sid).cmp(&(b.date_created, &b.sid)));
         tasks.extend(fresh);
@@ -180,15 +192,16 @@ pub async fn list_tasks(
                     e.evaluate(&crate::routing::expression::Document(&t.attributes))
                 })
             })
-            .map(|t| views::task(&caller.base, &guard, t, true))
+            .copied()
             .collect()
     };
-    envelope(
+    rendered_envelope(
         &caller.base,
         &format!("/v1/Workspaces/{ws}/Tasks"),
         "tasks",
         &query,
-        items,
+        matching,
+        |task| views::task(&caller.base, &guard, task, true),
     )
 }
 

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{
     Caller, QueryPairs, attributes, boolean, check_if_match, envelope, friendly_name, integer,
-    not_found, versioned,
+    not_found, rendered_envelope, versioned,
 };
 use crate::api::FormPairs;
 use crate::api::error::{ApiError, ApiResult, Code};
@@ -118,7 +118,7 @@ pub async fn list_workers(
                 .map_err(|e| ApiError::invalid(format!("TargetWorkersExpression: {e}")))
         })
         .transpose()?;
-    let items = state.routing.read(&caller.account_sid, &ws, |space| {
+    state.routing.read(&caller.account_sid, &ws, |space| {
         let queue = match (query.get("TaskQueueSid"), query.get("TaskQueueName")) {
             (Some(sid), _) => Some(space.queues.get(sid).ok_or_else(|| {
                 ApiError::invalid(format!(
@@ -157,18 +157,15 @@ pub async fn list_workers(
             })
             .collect();
         workers.sort_by(|a, b| (a.date_created, &a.sid).cmp(&(b.date_created, &b.sid)));
-        Ok(workers
-            .into_iter()
-            .map(|w| views::worker(&caller.base, space, w, false))
-            .collect())
-    })?;
-    envelope(
-        &caller.base,
-        &format!("/v1/Workspaces/{ws}/Workers"),
-        "workers",
-        &query,
-        items,
-    )
+        rendered_envelope(
+            &caller.base,
+            &format!("/v1/Workspaces/{ws}/Workers"),
+            "workers",
+            &query,
+            workers,
+            |w| views::worker(&caller.base, space, w, false),
+        )
+    })
 }
 
 #[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workers/{Sid}", tag = "work distribution", security(("account" = [])),
