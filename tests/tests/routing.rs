@@ -818,6 +818,54 @@ async fn multi_reservation_rescinds_the_others_on_first_accept_and_reject_rerout
 }
 
 #[tokio::test]
+async fn order_by_reserves_the_highest_ranked_workers_and_those_without_the_attribute_last() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let ws = workspace(&app, &tenant, &[]).await;
+    let pool = queue(
+        &app,
+        &tenant,
+        &ws,
+        &[("FriendlyName", "ranked"), ("MaxReservedWorkers", "2")],
+    )
+    .await;
+    let configuration = format!(
+        r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}", "order_by": "worker.level DESC"}}}}}}"#
+    );
+    let flow = workflow(&app, &tenant, &ws, &[("Configuration", &configuration)]).await;
+    worker(&app, &tenant, &ws, "Eve", "{}").await;
+    worker(&app, &tenant, &ws, "Ann", r#"{"level": 1}"#).await;
+    worker(&app, &tenant, &ws, "Cid", r#"{"level": 3}"#).await;
+    worker(&app, &tenant, &ws, "Dee", r#"{"level": 2}"#).await;
+    let created = task(&app, &tenant, &ws, &[("WorkflowSid", &flow)]).await;
+    let sid = created["sid"].as_str().expect("sid");
+    let mut reserved = statuses(&reservations(&app, &tenant, &ws, sid).await);
+    reserved.sort();
+    assert_eq!(
+        reserved,
+        vec![
+            ("Cid".into(), "pending".into()),
+            ("Dee".into(), "pending".into())
+        ],
+        "levels 3 and 2 first, whatever their idle order"
+    );
+    // With those two busy and one reservation per task, level 1 comes before no level at all.
+    post(
+        &app,
+        &tenant,
+        &ws.path(&format!("TaskQueues/{pool}")),
+        &[("MaxReservedWorkers", "1")],
+    )
+    .await;
+    let next = task(&app, &tenant, &ws, &[("WorkflowSid", &flow)]).await;
+    let next_sid = next["sid"].as_str().expect("sid");
+    assert_eq!(
+        statuses(&reservations(&app, &tenant, &ws, next_sid).await),
+        vec![("Ann".into(), "pending".into())]
+    );
+}
+
+#[tokio::test]
 async fn a_reservation_timeout_moves_the_worker_to_the_timeout_activity_and_reroutes() {
     let app = spawn().await;
     let tenant = app.tenant().await;

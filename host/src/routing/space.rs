@@ -14,6 +14,7 @@
 //! A task entering a queue looks only at that queue's ready workers, in idle order; a worker freeing
 //! up looks only at the waiting tasks of its own queues, in service order.
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -995,8 +996,8 @@ impl Space {
             .map(|r| r.worker_sid.as_str())
             .collect();
         let full_scan = target.order_by.is_some() || scores.is_some();
-        let mut fresh = Vec::new();
-        let mut declined = Vec::new();
+        let mut fresh: Vec<&Worker> = Vec::new();
+        let mut declined: Vec<&Worker> = Vec::new();
         for (_, sid) in ready {
             let sid: &str = sid;
             if holding.contains(sid) {
@@ -1014,32 +1015,36 @@ impl Space {
                 continue;
             }
             if task.declined_by.iter().any(|declined| declined == sid) {
-                declined.push(sid.to_string());
+                declined.push(worker);
             } else {
-                fresh.push(sid.to_string());
+                fresh.push(worker);
                 if !full_scan && fresh.len() >= limit {
                     break;
                 }
             }
         }
-        if let Some(order_by) = &target.order_by {
-            let attributes = |sid: &String| {
-                self.workers
-                    .get(sid)
-                    .map_or(&Value::Null, |w| &w.attributes)
-            };
-            fresh.sort_by(|a, b| order_by.compare(attributes(a), attributes(b)));
-        }
-        if let Some(scores) = scores {
-            let score = |sid: &String| scores.get(sid).copied().unwrap_or(f64::MIN);
-            fresh.sort_by(|a, b| score(b).total_cmp(&score(a)));
-        }
+        let rank = |a: &Worker, b: &Worker| {
+            let by_score = scores.map_or(Ordering::Equal, |scores| {
+                let score = |w: &Worker| scores.get(&w.sid).copied().unwrap_or(f64::MIN);
+                score(b).total_cmp(&score(a))
+            });
+            by_score.then_with(|| {
+                target
+                    .order_by
+                    .as_ref()
+                    .map_or(Ordering::Equal, |o| o.compare(&a.attributes, &b.attributes))
+            })
+        };
         // Workers who declined the task get it again only when nobody else can take it.
-        if fresh.is_empty() {
-            fresh = declined;
-        }
-        fresh.truncate(limit);
-        fresh
+        let chosen = if fresh.is_empty() {
+            declined.truncate(limit);
+            declined
+        } else if full_scan {
+            best_first(fresh, limit, rank)
+        } else {
+            fresh
+        };
+        chosen.into_iter().map(|w| w.sid.clone()).collect()
     }
 
     /// Whether a task's workflow scores workers with a module (the caller then asks it first).
@@ -1926,4 +1931,27 @@ fn not_pending(sid: &str, status: Option<ReservationStatus>) -> ApiError {
 pub fn target_workers(text: Option<&str>) -> Result<Expression, ApiError> {
     let text = text.filter(|t| !t.trim().is_empty()).unwrap_or("1==1");
     Expression::parse(text).map_err(|e| ApiError::invalid(format!("TargetWorkers: {e}")))
+}
+
+/// The `limit` best of `items`, best first, where `rank(a, b)` is `Less` when `a` is better. Each
+/// pick is the first item that no later item beats, so ties keep the items' order (the idle order
+/// of a ready set). Linear passes rather than a sort: order_by's comparison is not a total order
+/// (a value that is not an integer ties with every other), which a sort may reject, and a task
+/// wants one or a few workers out of thousands.
+fn best_first<'w>(
+    mut items: Vec<&'w Worker>,
+    limit: usize,
+    rank: impl Fn(&Worker, &Worker) -> Ordering,
+) -> Vec<&'w Worker> {
+    let mut picked = Vec::with_capacity(limit.min(items.len()));
+    while picked.len() < limit && !items.is_empty() {
+        let mut best = 0;
+        for (index, item) in items.iter().enumerate().skip(1) {
+            if rank(item, items[best]) == Ordering::Less {
+                best = index;
+            }
+        }
+        picked.push(items.remove(best));
+    }
+    picked
 }
