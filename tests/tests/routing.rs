@@ -707,8 +707,8 @@ async fn a_known_worker_step_waits_for_that_worker_and_a_ttl_cancels() {
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn multi_reservation_rescinds_the_others_on_first_accept_and_reject_reroutes() {
+/// A fresh host, tenant and workspace with a queue that reserves up to two workers per task.
+async fn pool_of_two(name: &str) -> (TestApp, Tenant, Workspace, String) {
     let app = spawn().await;
     let tenant = app.tenant().await;
     let ws = workspace(&app, &tenant, &[]).await;
@@ -716,9 +716,15 @@ async fn multi_reservation_rescinds_the_others_on_first_accept_and_reject_rerout
         &app,
         &tenant,
         &ws,
-        &[("FriendlyName", "pool"), ("MaxReservedWorkers", "2")],
+        &[("FriendlyName", name), ("MaxReservedWorkers", "2")],
     )
     .await;
+    (app, tenant, ws, pool)
+}
+
+#[tokio::test]
+async fn multi_reservation_rescinds_the_others_on_first_accept_and_reject_reroutes() {
+    let (app, tenant, ws, pool) = pool_of_two("pool").await;
     let flow = workflow(
         &app,
         &tenant,
@@ -819,16 +825,7 @@ async fn multi_reservation_rescinds_the_others_on_first_accept_and_reject_rerout
 
 #[tokio::test]
 async fn order_by_reserves_the_highest_ranked_workers_and_those_without_the_attribute_last() {
-    let app = spawn().await;
-    let tenant = app.tenant().await;
-    let ws = workspace(&app, &tenant, &[]).await;
-    let pool = queue(
-        &app,
-        &tenant,
-        &ws,
-        &[("FriendlyName", "ranked"), ("MaxReservedWorkers", "2")],
-    )
-    .await;
+    let (app, tenant, ws, pool) = pool_of_two("ranked").await;
     let configuration = format!(
         r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}", "order_by": "worker.level DESC"}}}}}}"#
     );

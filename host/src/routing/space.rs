@@ -1938,11 +1938,11 @@ pub fn target_workers(text: Option<&str>) -> Result<Expression, ApiError> {
 /// of a ready set). Linear passes rather than a sort: order_by's comparison is not a total order
 /// (a value that is not an integer ties with every other), which a sort may reject, and a task
 /// wants one or a few workers out of thousands.
-fn best_first<'w>(
-    mut items: Vec<&'w Worker>,
+fn best_first(
+    mut items: Vec<&Worker>,
     limit: usize,
     rank: impl Fn(&Worker, &Worker) -> Ordering,
-) -> Vec<&'w Worker> {
+) -> Vec<&Worker> {
     let mut picked = Vec::with_capacity(limit.min(items.len()));
     while picked.len() < limit && !items.is_empty() {
         let mut best = 0;
