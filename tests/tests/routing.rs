@@ -765,6 +765,20 @@ async fn multi_reservation_rescinds_the_others_on_first_accept_and_reject_rerout
             ("Gus".into(), "accepted".into())
         ]
     );
+    // A live status is listed from memory, a finished one from the stored rows.
+    for (status, name) in [("accepted", "Gus"), ("rescinded", "Fay")] {
+        let path = ws.path(&format!(
+            "Tasks/{sid}/Reservations?ReservationStatus={status}"
+        ));
+        let listed = get(&app, &tenant, &path).await["reservations"]
+            .as_array()
+            .expect("reservations")
+            .clone();
+        assert_eq!(
+            statuses(&listed),
+            vec![(name.to_string(), status.to_string())]
+        );
+    }
     let (status, body) = app
         .post_form(&tenant, &gus_path, &[("ReservationStatus", "rejected")])
         .await;

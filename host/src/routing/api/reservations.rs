@@ -17,14 +17,20 @@ use crate::routing::model::*;
 use crate::routing::space::{Effects, Space};
 use crate::routing::{lock, views};
 
-/// Reservations of a workspace, live from memory and finished ones as stored.
+/// Reservations of a workspace, live from memory and finished ones as stored; only the live ones
+/// when `live_only` (every live reservation is in memory).
 async fn all_reservations(
     state: &AppState,
     caller: &Caller,
     ws: &str,
+    live_only: bool,
 ) -> ApiResult<Vec<Reservation>> {
     let space = state.routing.space(&caller.account_sid, ws)?;
-    let stored = crate::routing::store::stored_reservations(state.routing.db(), ws).await?;
+    let stored = if live_only {
+        Vec::new()
+    } else {
+        crate::routing::store::stored_reservations(state.routing.db(), ws).await?
+    };
     let guard = lock(&space);
     // Live reservations are read from memory, which may be a commit ahead of the rows: the list
     // then agrees with what fetching the task or the reservation shows.
@@ -53,7 +59,10 @@ async fn reservation_list(
     path: String,
 ) -> ApiResult<Response> {
     let status = query.get("ReservationStatus");
-    let reservations = all_reservations(&state, &caller, &ws).await?;
+    let live_only = status
+        .and_then(ReservationStatus::parse)
+        .is_some_and(ReservationStatus::is_live);
+    let reservations = all_reservations(&state, &caller, &ws, live_only).await?;
     state.routing.read(&caller.account_sid, &ws, |space| {
         let matching: Vec<&Reservation> = reservations
             .iter()
