@@ -592,22 +592,44 @@ impl Events {
             ));
         }
         let sid = new_sid("EV");
-        let statement = NewEvent {
+        let new = NewEvent {
             account_sid,
             event_type,
             source: format!("/v1/Channels/{}", config.sid),
             subject: None,
             time_ms: self.now(),
             data,
-        }
-        .statement_with_sid(sid.clone(), Some(&config.sid));
-        self.commit(vec![statement]).await?;
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE sid = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&sid)
-            .fetch_one(self.inner.db.pool())
-            .await?;
-        Ok(event_from_row(&row)?)
+        };
+        let statement = new.statement_with_sid(sid.clone(), Some(&config.sid));
+        // The writer answers the sequence number the event was given: the stored event is
+        // what was written, with its place in the log, and need not be read back.
+        let sequence = self
+            .inner
+            .writer
+            .submit(vec![statement])
+            .sequences()
+            .await
+            .map_err(|error| ApiError::new(Code::Unavailable, error.to_string()))?
+            .first()
+            .copied()
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::Unavailable,
+                    "the event was committed but its sequence number was not reported",
+                )
+            })?;
+        Ok(Event {
+            sid,
+            sequence,
+            account_sid: new.account_sid.to_string(),
+            event_type: new.event_type.to_string(),
+            source: new.source,
+            subject: None,
+            time: rfc3339(new.time_ms),
+            data: new.data,
+            channel_sid: Some(config.sid.clone()),
+            time_ms: new.time_ms,
+        })
     }
 
     /// Follows the log: reads what committed since `position` and routes it, each time the writer

@@ -26,15 +26,21 @@ use super::Db;
 #[error("the change could not be committed: {0}")]
 pub struct NotCommitted(pub String);
 
+/// The sequence numbers a committed change's events were given in the event log, in the order
+/// the change appended them.
+pub type Sequences = Vec<i64>;
+
 /// Resolves once a change (or usage record) is committed to the database.
-pub struct Committed(oneshot::Receiver<Result<(), NotCommitted>>);
+pub struct Committed(oneshot::Receiver<Result<Sequences, NotCommitted>>);
 
 impl Committed {
-    pub fn new(receiver: oneshot::Receiver<Result<(), NotCommitted>>) -> Self {
-        Committed(receiver)
+    pub async fn wait(self) -> Result<(), NotCommitted> {
+        self.sequences().await.map(|_| ())
     }
 
-    pub async fn wait(self) -> Result<(), NotCommitted> {
+    /// Waits for the commit like [`Committed::wait`], and answers the sequence numbers of the
+    /// change's events, so whoever appended an event need not read it back to learn its place.
+    pub async fn sequences(self) -> Result<Sequences, NotCommitted> {
         self.0
             .await
             .unwrap_or_else(|_| Err(NotCommitted("the database writer stopped".into())))
@@ -131,7 +137,7 @@ impl Statement {
 /// Statements that commit together or not at all.
 pub type Change = Vec<Statement>;
 
-type Ack = oneshot::Sender<Result<(), NotCommitted>>;
+type Ack = oneshot::Sender<Result<Sequences, NotCommitted>>;
 
 /// The sending side of the writer. Cheap to clone.
 #[derive(Clone)]
@@ -222,7 +228,7 @@ struct Link {
 }
 
 impl Link {
-    async fn commit(&mut self, batch: &[(Change, Ack)]) -> Result<(), sqlx::Error> {
+    async fn commit(&mut self, batch: &[(Change, Ack)]) -> Result<Vec<Sequences>, sqlx::Error> {
         use sqlx::Connection;
         let conn = match &mut self.conn {
             Some(conn) => conn,
@@ -251,7 +257,7 @@ async fn write_batches(
         metrics::counter!("switchboard_state_changes_total").increment(batch.len() as u64);
         let announces = appends_events(&batch);
         let result = match db.commit(&batch).await {
-            Ok(()) => Ok(()),
+            Ok(sequences) => Ok(sequences),
             // One change the database refuses (a constraint, a bad value) must not take the
             // others of its batch down with it: commit them one by one, each with its own result.
             Err(error) if batch.len() > 1 => {
@@ -259,7 +265,7 @@ async fn write_batches(
                 for entry in batch.drain(..) {
                     let single = std::slice::from_ref(&entry);
                     let result = commit_with_retry(&mut db, single).await;
-                    let _ = entry.1.send(result);
+                    let _ = entry.1.send(result.map(first_sequences));
                 }
                 if announces {
                     announce.send_modify(|n| *n += 1);
@@ -271,18 +277,42 @@ async fn write_batches(
         if announces && result.is_ok() {
             announce.send_modify(|n| *n += 1);
         }
-        for (_, ack) in batch.drain(..) {
-            let _ = ack.send(result.clone());
+        acknowledge(&mut batch, result);
+    }
+}
+
+/// Answers every change of a committed (or failed) batch, each with its own events' sequence
+/// numbers.
+fn acknowledge(batch: &mut Vec<(Change, Ack)>, result: Result<Vec<Sequences>, NotCommitted>) {
+    match result {
+        Ok(sequences) => {
+            let mut sequences = sequences.into_iter();
+            for (_, ack) in batch.drain(..) {
+                let _ = ack.send(Ok(sequences.next().unwrap_or_default()));
+            }
+        }
+        Err(error) => {
+            for (_, ack) in batch.drain(..) {
+                let _ = ack.send(Err(error.clone()));
+            }
         }
     }
 }
 
+/// The sequence numbers of a batch of one change.
+fn first_sequences(mut sequences: Vec<Sequences>) -> Sequences {
+    sequences.pop().unwrap_or_default()
+}
+
 /// A database that is briefly unavailable should not lose changes: retry with backoff, then report.
-async fn commit_with_retry(db: &mut Link, batch: &[(Change, Ack)]) -> Result<(), NotCommitted> {
+async fn commit_with_retry(
+    db: &mut Link,
+    batch: &[(Change, Ack)],
+) -> Result<Vec<Sequences>, NotCommitted> {
     let mut delay = Duration::from_millis(50);
     for attempt in 0.. {
         match db.commit(batch).await {
-            Ok(()) => return Ok(()),
+            Ok(sequences) => return Ok(sequences),
             Err(error) if attempt < 5 => {
                 tracing::warn!(%error, attempt, "state changes not committed; retrying");
                 tokio::time::sleep(delay).await;
@@ -313,6 +343,42 @@ fn split(batch: &[(Change, Ack)]) -> (Vec<&Statement>, Vec<&Statement>) {
         .iter()
         .flat_map(|(change, _)| change)
         .partition(|statement| statement.append.is_none())
+}
+
+/// For each appended row of a batch, in [`split`]'s order, the index of the change it belongs to.
+fn owners(batch: &[(Change, Ack)]) -> Vec<usize> {
+    batch
+        .iter()
+        .enumerate()
+        .flat_map(|(index, (change, _))| {
+            change
+                .iter()
+                .filter(|statement| statement.append.is_some())
+                .map(move |_| index)
+        })
+        .collect()
+}
+
+/// Whether a run of appended rows goes to the event log.
+fn appends_to_event_log(rows: &[&Statement]) -> bool {
+    rows.first()
+        .is_some_and(|row| matches!(row.append, Some(("events", _))))
+}
+
+/// Hands the events of a run that starts at `offset` among a batch's appended rows their
+/// sequence numbers, in row order, each to the change it belongs to.
+fn assign_sequences(
+    sequences: &mut [Sequences],
+    owners: &[usize],
+    offset: usize,
+    numbers: impl IntoIterator<Item = i64>,
+) {
+    let run_owners = owners.get(offset..).unwrap_or_default();
+    for (owner, number) in run_owners.iter().zip(numbers) {
+        if let Some(change) = sequences.get_mut(*owner) {
+            change.push(number);
+        }
+    }
 }
 
 /// Appended rows per multi-row insert. Full chunks reuse one prepared statement; the chunk stays
@@ -347,11 +413,14 @@ fn insert_sql(rows: &[&Statement]) -> Option<(String, usize)> {
     Some((sql, width))
 }
 
+/// Commits a batch on PostgreSQL. The event log's inserts return their sequence numbers. The
+/// log's lock is held, so no other host draws from its sequence meanwhile and one insert's numbers
+/// rise in the order of its rows.
 async fn commit(
     db: &Db,
     conn: &mut sqlx::AnyConnection,
     batch: &[(Change, Ack)],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<Sequences>, sqlx::Error> {
     use sqlx::Connection;
     let mut tx = conn.begin().await?;
     let (plain, appended) = split(batch);
@@ -361,19 +430,37 @@ async fn commit(
     if appends_events(batch) {
         db.lock_event_log(&mut tx).await?;
     }
+    let owners = owners(batch);
+    let mut sequences = vec![Sequences::new(); batch.len()];
+    let mut offset = 0;
     for rows in append_runs(&appended) {
-        let Some((sql, _)) = insert_sql(rows) else {
+        let Some((mut sql, _)) = insert_sql(rows) else {
             continue;
         };
+        let to_event_log = appends_to_event_log(rows);
+        if to_event_log {
+            sql.push_str(" RETURNING sequence");
+        }
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in rows {
             for param in &row.params {
                 query = param.bind(query);
             }
         }
-        query.execute(&mut *tx).await?;
+        if to_event_log {
+            let mut numbers = Vec::with_capacity(rows.len());
+            for row in query.fetch_all(&mut *tx).await? {
+                numbers.push(sqlx::Row::try_get::<i64, _>(&row, 0)?);
+            }
+            numbers.sort_unstable();
+            assign_sequences(&mut sequences, &owners, offset, numbers);
+        } else {
+            query.execute(&mut *tx).await?;
+        }
+        offset += rows.len();
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(sequences)
 }
 
 #[cfg(test)]
@@ -403,6 +490,52 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(count, 2);
+    }
+
+    #[tokio::test]
+    async fn each_change_learns_the_sequence_numbers_of_its_own_events() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(None, dir.path()).await.expect("database");
+        let writer = Writer::start(db.clone()).expect("writer");
+        let event = |event_type: &str| {
+            crate::events::NewEvent {
+                account_sid: "AC1",
+                event_type,
+                source: "/test".into(),
+                subject: None,
+                time_ms: 0,
+                data: serde_json::json!({}),
+            }
+            .statement()
+        };
+        let queue = Statement::new(
+            "INSERT INTO queues (sid, account_sid, friendly_name, max_size, average_wait_ms, dequeued_count, date_created, date_updated) VALUES ('QU1', 'AC1', 'q', 1, 0, 0, 0, 0)",
+            vec![],
+        );
+        // Submitted together, so they share a batch and its multi-row inserts.
+        let first = writer.submit(vec![event("a.one"), queue, event("a.two")]);
+        let none = writer.submit(Vec::new());
+        let second = writer.submit(vec![event("b.one")]);
+        let (first, none, second) = (
+            first.sequences().await.expect("first"),
+            none.sequences().await.expect("none"),
+            second.sequences().await.expect("second"),
+        );
+        assert!(none.is_empty());
+        let stored: Vec<(i64, String)> =
+            sqlx::query_as("SELECT sequence, type FROM events ORDER BY sequence")
+                .fetch_all(db.pool())
+                .await
+                .expect("events");
+        let types_of = |sequences: &[i64]| -> Vec<String> {
+            sequences
+                .iter()
+                .filter_map(|n| stored.iter().find(|(s, _)| s == n))
+                .map(|(_, t)| t.clone())
+                .collect()
+        };
+        assert_eq!(types_of(&first), vec!["a.one", "a.two"]);
+        assert_eq!(types_of(&second), vec!["b.one"]);
     }
 
     #[tokio::test]

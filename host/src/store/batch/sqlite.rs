@@ -20,7 +20,9 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    Ack, BATCH_LIMIT, Change, NotCommitted, Param, append_runs, appends_events, insert_sql, split,
+    Ack, BATCH_LIMIT, Change, NotCommitted, Param, Sequences, acknowledge, append_runs,
+    appends_events, appends_to_event_log, assign_sequences, first_sequences, insert_sql, owners,
+    split,
 };
 
 /// The checkpointer's pause after each checkpoint: under a busy writer it copies the log back
@@ -70,7 +72,7 @@ pub(super) fn write_batches(
         metrics::counter!("switchboard_state_changes_total").increment(batch.len() as u64);
         let announces = appends_events(&batch);
         let result = match commit(&mut conn, &batch) {
-            Ok(()) => Ok(()),
+            Ok(sequences) => Ok(sequences),
             // One change the database refuses (a constraint, a bad value) must not take the
             // others of its batch down with it: commit them one by one, each with its own result.
             Err(error) if batch.len() > 1 => {
@@ -78,7 +80,7 @@ pub(super) fn write_batches(
                 for entry in batch.drain(..) {
                     let single = std::slice::from_ref(&entry);
                     let result = commit_with_retry(&mut conn, single);
-                    let _ = entry.1.send(result);
+                    let _ = entry.1.send(result.map(first_sequences));
                 }
                 if announces {
                     announce.send_modify(|n| *n += 1);
@@ -91,9 +93,7 @@ pub(super) fn write_batches(
         if announces && result.is_ok() {
             announce.send_modify(|n| *n += 1);
         }
-        for (_, ack) in batch.drain(..) {
-            let _ = ack.send(result.clone());
-        }
+        acknowledge(&mut batch, result);
         let _ = checkpointer.send(());
     }
 }
@@ -101,12 +101,15 @@ pub(super) fn write_batches(
 /// A database that is briefly unavailable should not lose changes: retry with backoff, then report.
 /// A change the database refuses (a constraint, a bad value) fails at once: retrying cannot help,
 /// and every other change waits behind this thread.
-fn commit_with_retry(conn: &mut Connection, batch: &[(Change, Ack)]) -> Result<(), NotCommitted> {
+fn commit_with_retry(
+    conn: &mut Connection,
+    batch: &[(Change, Ack)],
+) -> Result<Vec<Sequences>, NotCommitted> {
     let mut delay = Duration::from_millis(50);
     let mut attempt = 0;
     loop {
         match commit(conn, batch) {
-            Ok(()) => return Ok(()),
+            Ok(sequences) => return Ok(sequences),
             Err(error) if attempt < 5 && transient(&error) => {
                 tracing::warn!(%error, attempt, "state changes not committed; retrying");
                 std::thread::sleep(delay);
@@ -139,7 +142,7 @@ fn transient(error: &rusqlite::Error) -> bool {
 
 /// Commits the batch as one transaction. On failure the transaction is rolled back; should the
 /// rollback itself fail, it is retried here so the next batch does not start inside it.
-fn commit(conn: &mut Connection, batch: &[(Change, Ack)]) -> rusqlite::Result<()> {
+fn commit(conn: &mut Connection, batch: &[(Change, Ack)]) -> rusqlite::Result<Vec<Sequences>> {
     let result = write(conn, batch);
     if result.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
@@ -147,7 +150,9 @@ fn commit(conn: &mut Connection, batch: &[(Change, Ack)]) -> rusqlite::Result<()
     result
 }
 
-fn write(conn: &mut Connection, batch: &[(Change, Ack)]) -> rusqlite::Result<()> {
+/// Runs a batch in one transaction. The event log's sequence is its row id: one writer inserts a
+/// run of rows with consecutive ids, the last of which SQLite reports.
+fn write(conn: &mut Connection, batch: &[(Change, Ack)]) -> rusqlite::Result<Vec<Sequences>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let (plain, appended) = split(batch);
     for statement in plain {
@@ -155,15 +160,25 @@ fn write(conn: &mut Connection, batch: &[(Change, Ack)]) -> rusqlite::Result<()>
             n.checked_sub(1).and_then(|i| statement.params.get(i))
         })?;
     }
+    let owners = owners(batch);
+    let mut sequences = vec![Sequences::new(); batch.len()];
+    let mut offset = 0;
     for rows in append_runs(&appended) {
         if let Some((sql, width)) = insert_sql(rows) {
             execute(&tx, &sql, |n| {
                 let i = n.checked_sub(1)?;
                 rows.get(i / width)?.params.get(i % width)
             })?;
+            if appends_to_event_log(rows) {
+                let last = tx.last_insert_rowid();
+                let first = last - rows.len() as i64 + 1;
+                assign_sequences(&mut sequences, &owners, offset, first..=last);
+            }
         }
+        offset += rows.len();
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(sequences)
 }
 
 /// Runs one statement; `param(n)` gives the value of `$n`. SQLite numbers named parameters by first
