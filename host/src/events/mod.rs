@@ -33,7 +33,7 @@ use crate::config::EventSettings;
 use crate::modules::Registry;
 use crate::runtime::Runtime;
 use crate::sid::new_sid;
-use crate::store::batch::{Statement, Writer};
+use crate::store::batch::{Sequences, Statement, Writer};
 use crate::store::{Db, rfc3339};
 use channels::{Candidate, Channel, Selector};
 use stream::{Run, RunBuilder};
@@ -499,10 +499,15 @@ impl Events {
     }
 
     async fn commit(&self, change: Vec<Statement>) -> ApiResult<()> {
+        self.commit_numbered(change).await.map(|_| ())
+    }
+
+    /// Commits a change and answers the sequence numbers its events were given.
+    async fn commit_numbered(&self, change: Vec<Statement>) -> ApiResult<Sequences> {
         self.inner
             .writer
             .submit(change)
-            .wait()
+            .sequences()
             .await
             .map_err(|error| ApiError::new(Code::Unavailable, error.to_string()))
     }
@@ -604,12 +609,8 @@ impl Events {
         // The writer answers the sequence number the event was given: the stored event is
         // what was written, with its place in the log, and need not be read back.
         let sequence = self
-            .inner
-            .writer
-            .submit(vec![statement])
-            .sequences()
-            .await
-            .map_err(|error| ApiError::new(Code::Unavailable, error.to_string()))?
+            .commit_numbered(vec![statement])
+            .await?
             .first()
             .copied()
             .ok_or_else(|| {

@@ -467,11 +467,17 @@ async fn commit(
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_refused_change_does_not_take_its_batch_down() {
+    /// A writer on a new SQLite database; the directory lives as long as the first element.
+    async fn sqlite_writer() -> (tempfile::TempDir, Db, Writer) {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = Db::open(None, dir.path()).await.expect("database");
         let writer = Writer::start(db.clone()).expect("writer");
+        (dir, db, writer)
+    }
+
+    #[tokio::test]
+    async fn a_refused_change_does_not_take_its_batch_down() {
+        let (_dir, db, writer) = sqlite_writer().await;
         let insert = |sid: &str| {
             vec![Statement::new(
                 "INSERT INTO queues (sid, account_sid, friendly_name, max_size, average_wait_ms, dequeued_count, date_created, date_updated) VALUES ($1, 'AC1', $1, 1, 0, 0, 0, 0)",
@@ -494,9 +500,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_change_learns_the_sequence_numbers_of_its_own_events() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = Db::open(None, dir.path()).await.expect("database");
-        let writer = Writer::start(db.clone()).expect("writer");
+        let (_dir, db, writer) = sqlite_writer().await;
         let event = |event_type: &str| {
             crate::events::NewEvent {
                 account_sid: "AC1",
@@ -553,9 +557,7 @@ mod tests {
 
     #[tokio::test]
     async fn parameters_bind_by_their_number_in_any_order() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = Db::open(None, dir.path()).await.expect("database");
-        let writer = Writer::start(db.clone()).expect("writer");
+        let (_dir, db, writer) = sqlite_writer().await;
         // `$2` comes first in the text: SQLite would number it 1 if bound by position.
         let change = vec![Statement::new(
             "INSERT INTO queues (friendly_name, sid, account_sid, max_size, average_wait_ms, dequeued_count, date_created, date_updated) VALUES ($2, $1, 'AC1', $3, 0, 0, $3, $3)",
