@@ -142,7 +142,7 @@ impl App {
                 .context("could not open the media cache")?,
         );
         let media_client = crate::media::MediaClient::in_process(media.clone());
-        let accounts = Accounts::new(db.clone());
+        let accounts = Accounts::new(db.clone(), &config.accounts, clock.clone());
         let presence = crate::presence::Presence::new(
             db.clone(),
             writer.clone(),

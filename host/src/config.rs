@@ -20,6 +20,7 @@ pub struct Config {
     /// The operator token for `/v1/Accounts`; generated and stored in `data_dir` when unset.
     pub admin_token: Option<String>,
     pub limits: Limits,
+    pub accounts: AccountSettings,
     pub modules: ModuleSettings,
     pub runtime: RuntimeSettings,
     pub telephony: TelephonySettings,
@@ -36,6 +37,7 @@ impl Default for Config {
             database_url: None,
             admin_token: None,
             limits: Limits::default(),
+            accounts: AccountSettings::default(),
             modules: ModuleSettings::default(),
             runtime: RuntimeSettings::default(),
             telephony: TelephonySettings::default(),
@@ -95,6 +97,24 @@ impl Default for ModuleSettings {
         ModuleSettings {
             max_upload_bytes: 32 * 1024 * 1024,
             compile_timeout_ms: 60_000,
+        }
+    }
+}
+
+/// How tenants' credentials are checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountSettings {
+    /// Seconds a verified `AccountSid:AuthToken` is trusted before the database is asked again;
+    /// 0 asks on every request. A change made through this host (suspending an account) applies at
+    /// once; one made through another host sharing the database applies within this time.
+    pub credential_cache_seconds: u64,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        AccountSettings {
+            credential_cache_seconds: 10,
         }
     }
 }

@@ -378,6 +378,21 @@ impl TestApp {
         read(response).await
     }
 
+    /// Suspends an account in the host's database without going through the host, as another
+    /// host sharing the database would.
+    pub async fn suspend_elsewhere(&self, account_sid: &str) {
+        let server = self
+            .server
+            .as_ref()
+            .expect("a host running in this runtime");
+        let done = sqlx::query("UPDATE accounts SET status = 'suspended' WHERE sid = $1")
+            .bind(account_sid)
+            .execute(server.state.db.pool())
+            .await
+            .expect("suspend the account in the database");
+        assert_eq!(done.rows_affected(), 1);
+    }
+
     /// Moves the host's manual clock forward.
     pub async fn advance_clock(&self, ms: i64) -> Value {
         let response = self

@@ -1,7 +1,7 @@
 //! Authentication, operator access and isolation between accounts.
 
 use reqwest::StatusCode;
-use switchboard_tests::{TestApp, guest, json};
+use switchboard_tests::{Tenant, TestApp, guest, json};
 
 #[tokio::test]
 async fn credentials_are_required_and_checked() {
@@ -69,6 +69,39 @@ async fn credentials_are_required_and_checked() {
         .await
         .expect("post");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn verified_credentials_are_trusted_for_the_configured_time_only() {
+    let app = TestApp::spawn_with(|config| {
+        config.telephony.clock = switchboard_host::clock::ClockKind::Manual;
+        config.accounts.credential_cache_seconds = 10;
+    })
+    .await;
+    let tenant = app.tenant().await;
+    let me = format!("/v1/Accounts/{}", tenant.sid);
+    let (status, _) = app.get(&tenant, &me).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Another host suspends the account: this one trusts what it verified until the time is up,
+    // but never a token it did not verify.
+    app.suspend_elsewhere(&tenant.sid).await;
+    app.advance_clock(9_000).await;
+    let (status, body) = app.get(&tenant, &me).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "suspended", "the resource itself is read fresh");
+    let wrong = Tenant {
+        sid: tenant.sid.clone(),
+        token: "0".repeat(32),
+    };
+    let (status, _) = app.get(&wrong, &me).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    app.advance_clock(1_000).await;
+    let (status, body) = app.get(&tenant, &me).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["code"], 20003);
     app.shutdown().await;
 }
 

@@ -75,18 +75,22 @@ pub async fn list_accounts(
     Ok(page_envelope("accounts", "/v1/Accounts", &page, accounts))
 }
 
-/// Fetches the authenticated account; any other sid is not found.
+/// Fetches the authenticated account as stored now (the credentials may have been checked from
+/// memory); any other sid is not found.
 #[utoipa::path(get, path = "/v1/Accounts/{Sid}", tag = "accounts", security(("account" = [])),
     params(("Sid" = String, Path)),
     responses((status = 200, body = Account), (status = 404, body = crate::api::error::ErrorBody)))]
 pub async fn fetch_account(
     Tenant(account): Tenant,
+    State(state): State<AppState>,
     Path(sid): Path<String>,
 ) -> ApiResult<Json<Account>> {
+    let not_found = || ApiError::not_found(format!("/v1/Accounts/{sid}"));
     if account.sid != sid {
-        return Err(ApiError::not_found(format!("/v1/Accounts/{sid}")));
+        return Err(not_found());
     }
-    Ok(Json(account))
+    let stored = state.accounts.get(&sid).await?.ok_or_else(not_found)?;
+    Ok(Json(stored))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
