@@ -382,7 +382,8 @@ fn assign_sequences(
 }
 
 /// Appended rows per multi-row insert. Full chunks reuse one prepared statement; the chunk stays
-/// small because SQLite's parameter binding costs grow with the square of a statement's parameters.
+/// small because each shorter run is a statement of its own, and every one up to the chunk's
+/// length stays in SQLite's prepared-statement cache.
 const ROWS_PER_INSERT: usize = 32;
 
 /// Splits a batch's appended rows, in order, into runs that one multi-row insert can take: same
@@ -394,11 +395,12 @@ fn append_runs<'a, 's>(appended: &'a [&'s Statement]) -> impl Iterator<Item = &'
 }
 
 /// The multi-row insert for a run of appended rows, with the number of parameters per row.
-/// Parameters are numbered `$1..` across the rows, in order.
-fn insert_sql(rows: &[&Statement]) -> Option<(String, usize)> {
+/// Parameters are numbered `$1..` across the rows, in order, each appearing once. `verb` is
+/// `INSERT` or a backend's variant of it.
+fn insert_sql(rows: &[&Statement], verb: &str) -> Option<(String, usize)> {
     let (table, columns) = rows.first()?.append?;
     let width = columns.split(',').count();
-    let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
+    let mut sql = format!("{verb} INTO {table} ({columns}) VALUES ");
     for row in 0..rows.len() {
         sql.push_str(if row == 0 { "(" } else { ",(" });
         for column in 0..width {
@@ -434,7 +436,7 @@ async fn commit(
     let mut sequences = vec![Sequences::new(); batch.len()];
     let mut offset = 0;
     for rows in append_runs(&appended) {
-        let Some((mut sql, _)) = insert_sql(rows) else {
+        let Some((mut sql, _)) = insert_sql(rows, "INSERT") else {
             continue;
         };
         let to_event_log = appends_to_event_log(rows);
@@ -496,6 +498,47 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(count, 2);
+    }
+
+    #[tokio::test]
+    async fn an_appended_row_the_database_refuses_fails_its_change_alone() {
+        let (_dir, db, writer) = sqlite_writer().await;
+        let event = |event_type: Option<&str>| {
+            let event_type: Param = event_type.map(str::to_string).into();
+            Statement::append(
+                "events",
+                "sid, account_sid, type, source, subject, time, data",
+                vec![
+                    crate::sid::new_sid("EV").into(),
+                    "AC1".into(),
+                    event_type,
+                    "/test".into(),
+                    Param::Text(None),
+                    0_i64.into(),
+                    "{}".into(),
+                ],
+            )
+        };
+        // One multi-row insert carries all three; the row without a type is refused.
+        let first = writer.submit(vec![event(Some("a.one"))]);
+        let refused = writer.submit(vec![event(Some("b.one")), event(None)]);
+        let second = writer.submit(vec![event(Some("c.one"))]);
+        let first = first.sequences().await.expect("first");
+        assert!(refused.wait().await.is_err());
+        let second = second.sequences().await.expect("second");
+        let stored: Vec<(i64, String)> =
+            sqlx::query_as("SELECT sequence, type FROM events ORDER BY sequence")
+                .fetch_all(db.pool())
+                .await
+                .expect("events");
+        let types: Vec<&str> = stored.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(
+            types,
+            vec!["a.one", "c.one"],
+            "the refused change left nothing"
+        );
+        assert_eq!(first, vec![stored[0].0]);
+        assert_eq!(second, vec![stored[1].0]);
     }
 
     #[tokio::test]

@@ -152,11 +152,16 @@ fn commit(conn: &mut Connection, batch: &[(Change, Ack)]) -> rusqlite::Result<Ve
 
 /// Runs a batch in one transaction. The event log's sequence is its row id: one writer inserts a
 /// run of rows with consecutive ids, the last of which SQLite reports.
+///
+/// The multi-row inserts say `OR ROLLBACK`. A statement that writes several rows may fail part
+/// way, so by default SQLite keeps a statement journal, a copy of every page the statement
+/// changes, to undo that statement alone; a failure here rolls back the whole transaction anyway
+/// ([`commit`]), and saying so spares the copies.
 fn write(conn: &mut Connection, batch: &[(Change, Ack)]) -> rusqlite::Result<Vec<Sequences>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let (plain, appended) = split(batch);
     for statement in plain {
-        execute(&tx, statement.sql, |n| {
+        execute(&tx, statement.sql, Numbering::Named, |n| {
             n.checked_sub(1).and_then(|i| statement.params.get(i))
         })?;
     }
@@ -164,8 +169,8 @@ fn write(conn: &mut Connection, batch: &[(Change, Ack)]) -> rusqlite::Result<Vec
     let mut sequences = vec![Sequences::new(); batch.len()];
     let mut offset = 0;
     for rows in append_runs(&appended) {
-        if let Some((sql, width)) = insert_sql(rows) {
-            execute(&tx, &sql, |n| {
+        if let Some((sql, width)) = insert_sql(rows, "INSERT OR ROLLBACK") {
+            execute(&tx, &sql, Numbering::InOrder, |n| {
                 let i = n.checked_sub(1)?;
                 rows.get(i / width)?.params.get(i % width)
             })?;
@@ -181,20 +186,34 @@ fn write(conn: &mut Connection, batch: &[(Change, Ack)]) -> rusqlite::Result<Vec
     Ok(sequences)
 }
 
-/// Runs one statement; `param(n)` gives the value of `$n`. SQLite numbers named parameters by first
-/// appearance, so each is bound by the number in its name, the form both backends accept.
+/// How a statement's `$n` parameters map to SQLite's parameter indexes.
+#[derive(Clone, Copy)]
+enum Numbering {
+    /// SQLite numbers named parameters by first appearance, so each index's name is looked up.
+    Named,
+    /// `$1, $2, ...` each appear once, in order: the index is the number. Looking names up costs
+    /// a scan of the statement's parameters each, which a multi-row insert of hundreds of
+    /// parameters feels.
+    InOrder,
+}
+
+/// Runs one statement; `param(n)` gives the value of `$n`, the form both backends accept.
 fn execute<'p>(
     conn: &Connection,
     sql: &str,
+    numbering: Numbering,
     param: impl Fn(usize) -> Option<&'p Param>,
 ) -> rusqlite::Result<()> {
     let mut statement = conn.prepare_cached(sql)?;
     for index in 1..=statement.parameter_count() {
-        let number = statement
-            .parameter_name(index)
-            .and_then(|name| name.strip_prefix('$'))
-            .and_then(|digits| digits.parse::<usize>().ok())
-            .unwrap_or(index);
+        let number = match numbering {
+            Numbering::InOrder => index,
+            Numbering::Named => statement
+                .parameter_name(index)
+                .and_then(|name| name.strip_prefix('$'))
+                .and_then(|digits| digits.parse::<usize>().ok())
+                .unwrap_or(index),
+        };
         match param(number) {
             Some(Param::Text(text)) => statement.raw_bind_parameter(index, text.as_deref())?,
             Some(Param::Int(int)) => statement.raw_bind_parameter(index, *int)?,
