@@ -634,13 +634,16 @@ impl Events {
     }
 
     /// Follows the log: reads what committed since `position` and routes it, each time the writer
-    /// announces events and once per [`POLL_INTERVAL`] in any case.
+    /// announces events and once per [`POLL_INTERVAL`] in any case. The writer's announcement
+    /// carries the head it committed, so the router reads nothing more to learn it; the poll reads
+    /// the head from the log, which other hosts may have moved.
     async fn follow_log(self, mut position: i64) {
         let mut committed = self.inner.writer.events_committed();
         let mut stopping = self.stopping();
+        let mut announced = None;
         loop {
             loop {
-                match self.route_after(position).await {
+                match self.route_after(position, announced).await {
                     Ok((next, more)) => {
                         position = next;
                         if !more {
@@ -653,10 +656,13 @@ impl Events {
                     }
                 }
             }
+            announced = None;
             tokio::select! {
                 changed = committed.changed() => {
                     if changed.is_err() {
                         tokio::time::sleep(POLL_INTERVAL).await;
+                    } else {
+                        announced = Some(*committed.borrow_and_update());
                     }
                 }
                 _ = tokio::time::sleep(POLL_INTERVAL) => {}
@@ -666,15 +672,23 @@ impl Events {
     }
 
     /// Routes up to [`READ_BATCH`] events committed after `position`: the new position, and
-    /// whether more are waiting. Only the events of accounts that have a channel are read, so the
-    /// log of accounts without one (and of a host without any) costs the router nothing but a look
-    /// at its head.
+    /// whether more are waiting. `head` is the log's committed head when the writer announced it;
+    /// otherwise it is read. Only the events of accounts that have a channel are read, so the log
+    /// of accounts without one (and of a host without any) costs the router nothing but knowing
+    /// its head.
     ///
-    /// The head is read before the accounts are listed. Sequence order is commit order, so every
+    /// The head is known before the accounts are listed. Sequence order is commit order, so every
     /// event up to the head had committed when the list was taken: an account missing from it had
     /// no channel then, and none of its channels can be owed those events.
-    async fn route_after(&self, position: i64) -> Result<(i64, bool), sqlx::Error> {
-        let head = last_sequence(&self.inner.db).await?;
+    async fn route_after(
+        &self,
+        position: i64,
+        head: Option<i64>,
+    ) -> Result<(i64, bool), sqlx::Error> {
+        let head = match head {
+            Some(head) => head,
+            None => last_sequence(&self.inner.db).await?,
+        };
         if head <= position {
             return Ok((position, false));
         }

@@ -143,7 +143,7 @@ type Ack = oneshot::Sender<Result<Sequences, NotCommitted>>;
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::UnboundedSender<(Change, Ack)>,
-    events_committed: watch::Receiver<u64>,
+    events_committed: watch::Receiver<i64>,
 }
 
 /// Changes per transaction at most: bounds how long one commit holds SQLite's write lock.
@@ -198,9 +198,11 @@ impl Writer {
         })
     }
 
-    /// Changes each time a batch that appended to the event log commits: the event router's cue
-    /// to read the log, so it never reads ahead of what is durable.
-    pub fn events_committed(&self) -> watch::Receiver<u64> {
+    /// The highest sequence number among the events this writer committed, changed by each batch
+    /// that appended to the event log: the event router's cue to read the log, so it never reads
+    /// ahead of what is durable. Every event numbered up to it is committed too: on SQLite this is
+    /// the one writer, and on PostgreSQL numbers are drawn under the log's lock, held to the commit.
+    pub fn events_committed(&self) -> watch::Receiver<i64> {
         self.events_committed.clone()
     }
 
@@ -250,12 +252,11 @@ impl Link {
 async fn write_batches(
     mut db: Link,
     mut rx: mpsc::UnboundedReceiver<(Change, Ack)>,
-    announce: watch::Sender<u64>,
+    announce: watch::Sender<i64>,
 ) {
     let mut batch = Vec::with_capacity(BATCH_LIMIT);
     while rx.recv_many(&mut batch, BATCH_LIMIT).await > 0 {
         metrics::counter!("switchboard_state_changes_total").increment(batch.len() as u64);
-        let announces = appends_events(&batch);
         let result = match db.commit(&batch).await {
             Ok(sequences) => Ok(sequences),
             // One change the database refuses (a constraint, a bad value) must not take the
@@ -265,19 +266,30 @@ async fn write_batches(
                 for entry in batch.drain(..) {
                     let single = std::slice::from_ref(&entry);
                     let result = commit_with_retry(&mut db, single).await;
+                    if let Ok(sequences) = &result {
+                        announce_head(&announce, sequences);
+                    }
                     let _ = entry.1.send(result.map(first_sequences));
-                }
-                if announces {
-                    announce.send_modify(|n| *n += 1);
                 }
                 continue;
             }
             Err(_) => commit_with_retry(&mut db, &batch).await,
         };
-        if announces && result.is_ok() {
-            announce.send_modify(|n| *n += 1);
+        if let Ok(sequences) = &result {
+            announce_head(&announce, sequences);
         }
         acknowledge(&mut batch, result);
+    }
+}
+
+/// Tells the event router how far the log is committed, when a batch appended to it.
+fn announce_head(announce: &watch::Sender<i64>, committed: &[Sequences]) {
+    if let Some(top) = committed.iter().flatten().max().copied() {
+        announce.send_if_modified(|head| {
+            let higher = top > *head;
+            *head = (*head).max(top);
+            higher
+        });
     }
 }
 
@@ -539,6 +551,34 @@ mod tests {
         );
         assert_eq!(first, vec![stored[0].0]);
         assert_eq!(second, vec![stored[1].0]);
+    }
+
+    #[tokio::test]
+    async fn the_writer_announces_the_head_of_the_log_it_committed() {
+        let (_dir, _db, writer) = sqlite_writer().await;
+        let mut committed = writer.events_committed();
+        let event = crate::events::NewEvent {
+            account_sid: "AC1",
+            event_type: "a.one",
+            source: "/test".into(),
+            subject: None,
+            time_ms: 0,
+            data: serde_json::json!({}),
+        };
+        let numbers = writer
+            .submit(vec![event.statement(), event.statement()])
+            .sequences()
+            .await
+            .expect("events");
+        assert!(committed.has_changed().expect("writer running"));
+        assert_eq!(*committed.borrow_and_update(), numbers[1]);
+        // A change without events leaves the announcement alone.
+        let queue = Statement::new(
+            "INSERT INTO queues (sid, account_sid, friendly_name, max_size, average_wait_ms, dequeued_count, date_created, date_updated) VALUES ('QU1', 'AC1', 'q', 1, 0, 0, 0, 0)",
+            vec![],
+        );
+        writer.submit(vec![queue]).wait().await.expect("queue");
+        assert!(!committed.has_changed().expect("writer running"));
     }
 
     #[tokio::test]

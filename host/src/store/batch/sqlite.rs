@@ -20,8 +20,8 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    Ack, BATCH_LIMIT, Change, NotCommitted, Param, Sequences, acknowledge, append_runs,
-    appends_events, appends_to_event_log, assign_sequences, first_sequences, insert_sql, owners,
+    Ack, BATCH_LIMIT, Change, NotCommitted, Param, Sequences, acknowledge, announce_head,
+    append_runs, appends_to_event_log, assign_sequences, first_sequences, insert_sql, owners,
     split,
 };
 
@@ -64,13 +64,12 @@ pub(super) fn checkpoints(conn: Connection, wake: std_mpsc::Receiver<()>) {
 pub(super) fn write_batches(
     mut conn: Connection,
     mut rx: mpsc::UnboundedReceiver<(Change, Ack)>,
-    announce: watch::Sender<u64>,
+    announce: watch::Sender<i64>,
     checkpointer: std_mpsc::Sender<()>,
 ) {
     let mut batch = Vec::with_capacity(BATCH_LIMIT);
     while rx.blocking_recv_many(&mut batch, BATCH_LIMIT) > 0 {
         metrics::counter!("switchboard_state_changes_total").increment(batch.len() as u64);
-        let announces = appends_events(&batch);
         let result = match commit(&mut conn, &batch) {
             Ok(sequences) => Ok(sequences),
             // One change the database refuses (a constraint, a bad value) must not take the
@@ -80,18 +79,18 @@ pub(super) fn write_batches(
                 for entry in batch.drain(..) {
                     let single = std::slice::from_ref(&entry);
                     let result = commit_with_retry(&mut conn, single);
+                    if let Ok(sequences) = &result {
+                        announce_head(&announce, sequences);
+                    }
                     let _ = entry.1.send(result.map(first_sequences));
-                }
-                if announces {
-                    announce.send_modify(|n| *n += 1);
                 }
                 let _ = checkpointer.send(());
                 continue;
             }
             Err(_) => commit_with_retry(&mut conn, &batch),
         };
-        if announces && result.is_ok() {
-            announce.send_modify(|n| *n += 1);
+        if let Ok(sequences) = &result {
+            announce_head(&announce, sequences);
         }
         acknowledge(&mut batch, result);
         let _ = checkpointer.send(());
