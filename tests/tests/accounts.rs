@@ -90,7 +90,10 @@ async fn verified_credentials_are_trusted_for_the_configured_time_only() {
     app.advance_clock(9_000).await;
     let (status, body) = app.get(&tenant, &me).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["status"], "suspended", "the resource itself is read fresh");
+    assert_eq!(
+        body["status"], "suspended",
+        "the resource itself is read fresh"
+    );
     let wrong = Tenant {
         sid: tenant.sid.clone(),
         token: "0".repeat(32),
