@@ -933,6 +933,144 @@ async fn a_reservation_timeout_moves_the_worker_to_the_timeout_activity_and_rero
     app.shutdown().await;
 }
 
+/// Follows a task list's `next_page_url`s from `path`; answers the sids in order and the pages.
+async fn task_pages(app: &TestApp, tenant: &Tenant, path: &str) -> (Vec<String>, usize) {
+    let client = reqwest::Client::new();
+    let mut url = app.path(path);
+    let (mut sids, mut pages) = (Vec::new(), 0);
+    loop {
+        let page: Value = client
+            .get(&url)
+            .basic_auth(&tenant.sid, Some(&tenant.token))
+            .send()
+            .await
+            .expect("page")
+            .json()
+            .await
+            .expect("json");
+        pages += 1;
+        for task in page["tasks"].as_array().expect("tasks") {
+            sids.push(task["sid"].as_str().expect("sid").to_string());
+        }
+        match page["meta"]["next_page_url"].as_str() {
+            Some(next) => url = next.to_string(),
+            None => return (sids, pages),
+        }
+    }
+}
+
+#[tokio::test]
+async fn finished_tasks_are_listed_a_page_at_a_time_with_their_filters() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let ws = workspace(&app, &tenant, &[]).await;
+    let line = queue(&app, &tenant, &ws, &[("FriendlyName", "line")]).await;
+    let other = queue(&app, &tenant, &ws, &[("FriendlyName", "other")]).await;
+    let flow = workflow(
+        &app,
+        &tenant,
+        &ws,
+        &[(
+            "Configuration",
+            &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{line}"}}}}}}"#),
+        )],
+    )
+    .await;
+    // No workers: the tasks wait, and four of the five are canceled.
+    let mut canceled = Vec::new();
+    let mut waiting = String::new();
+    for index in 0..5 {
+        let attributes = format!(r#"{{"n": {index}}}"#);
+        let created = task(
+            &app,
+            &tenant,
+            &ws,
+            &[("WorkflowSid", &flow), ("Attributes", &attributes)],
+        )
+        .await;
+        let sid = created["sid"].as_str().expect("sid").to_string();
+        if index == 4 {
+            waiting = sid;
+            continue;
+        }
+        let (status, body) = app
+            .post_form(
+                &tenant,
+                &ws.path(&format!("Tasks/{sid}")),
+                &[("AssignmentStatus", "canceled"), ("Reason", "caller left")],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        canceled.push(sid);
+    }
+
+    let history = ws.path("Tasks?AssignmentStatus=canceled&AssignmentStatus=completed");
+    let (oldest_first, pages) = task_pages(&app, &tenant, &format!("{history}&PageSize=3")).await;
+    assert_eq!(pages, 2, "three on the first page, one on the second");
+    let mut expected = canceled.clone();
+    expected.sort();
+    let mut listed = oldest_first.clone();
+    listed.sort();
+    assert_eq!(
+        listed, expected,
+        "every canceled task once, and no waiting one"
+    );
+    assert!(!oldest_first.contains(&waiting));
+    // The same list through the filter that needs every task in memory agrees, order and all.
+    let (evaluated, _) = task_pages(
+        &app,
+        &tenant,
+        &format!("{history}&EvaluateTaskAttributes=n%20%3C%2010&PageSize=2"),
+    )
+    .await;
+    assert_eq!(evaluated, oldest_first);
+    let (newest_first, _) = task_pages(
+        &app,
+        &tenant,
+        &format!("{history}&Ordering=DateCreated:desc&PageSize=2"),
+    )
+    .await;
+    let mut reversed = oldest_first.clone();
+    reversed.reverse();
+    assert_eq!(newest_first, reversed);
+
+    let (in_line, _) = task_pages(
+        &app,
+        &tenant,
+        &ws.path(&format!(
+            "Tasks?AssignmentStatus=canceled&TaskQueueSid={line}"
+        )),
+    )
+    .await;
+    assert_eq!(in_line, oldest_first);
+    let (in_other, pages) = task_pages(
+        &app,
+        &tenant,
+        &ws.path(&format!(
+            "Tasks?AssignmentStatus=canceled&TaskQueueSid={other}"
+        )),
+    )
+    .await;
+    assert!(in_other.is_empty());
+    assert_eq!(pages, 1);
+    let (by_flow, _) = task_pages(
+        &app,
+        &tenant,
+        &ws.path(&format!(
+            "Tasks?AssignmentStatus=canceled&WorkflowSid={flow}&Priority=0"
+        )),
+    )
+    .await;
+    assert_eq!(by_flow, oldest_first);
+    let (completed, _) =
+        task_pages(&app, &tenant, &ws.path("Tasks?AssignmentStatus=completed")).await;
+    assert!(completed.is_empty());
+    let (beyond, pages) = task_pages(&app, &tenant, &format!("{history}&PageSize=3&Page=5")).await;
+    assert!(beyond.is_empty(), "a page past the end is empty");
+    assert_eq!(pages, 1);
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn if_match_guards_updates_and_pages_follow_absolute_next_page_urls() {
     let app = spawn().await;

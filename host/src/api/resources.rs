@@ -72,6 +72,40 @@ pub fn envelope(
     rendered_envelope(base, path, key, query, items, |item| item)
 }
 
+/// The page a list request asks for: `PageSize` (1 to 1000, 50 by default) and `Page` (from 0).
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    pub size: usize,
+    pub page: usize,
+}
+
+impl PageRequest {
+    pub fn of(query: &FormPairs) -> ApiResult<PageRequest> {
+        let size = match query.get("PageSize") {
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid(format!("PageSize must be 1 to 1000, not {text:?}"))
+                })?,
+            None => 50,
+        };
+        let page = match query.get("Page") {
+            Some(text) => text.parse::<usize>().map_err(|_| {
+                ApiError::invalid(format!("Page must be a whole number, not {text:?}"))
+            })?,
+            None => 0,
+        };
+        Ok(PageRequest { size, page })
+    }
+
+    /// How many items come before the page.
+    pub fn offset(&self) -> usize {
+        self.page.saturating_mul(self.size)
+    }
+}
+
 /// [`envelope`] for items rendered only once the page is cut: a long list costs one rendering per
 /// item on the page, not per item that matched.
 pub fn rendered_envelope<T>(
@@ -82,22 +116,33 @@ pub fn rendered_envelope<T>(
     items: Vec<T>,
     render: impl FnMut(T) -> Value,
 ) -> ApiResult<Response> {
-    let size = match query.get("PageSize") {
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(format!("PageSize must be 1 to 1000, not {text:?}"))
-            })?,
-        None => 50,
-    };
-    let page = match query.get("Page") {
-        Some(text) => text
-            .parse::<usize>()
-            .map_err(|_| ApiError::invalid(format!("Page must be a whole number, not {text:?}")))?,
-        None => 0,
-    };
+    let request = PageRequest::of(query)?;
+    let total = items.len();
+    let start = request.offset();
+    let items: Vec<Value> = items
+        .into_iter()
+        .skip(start)
+        .take(request.size)
+        .map(render)
+        .collect();
+    let more = start + items.len() < total;
+    Ok(page_envelope_of(
+        base, path, key, query, request, items, more,
+    ))
+}
+
+/// The reference's envelope around a page already cut (by the database, say), with absolute URLs
+/// that keep the request's filters; `more` says whether a next page exists.
+pub fn page_envelope_of(
+    base: &str,
+    path: &str,
+    key: &str,
+    query: &FormPairs,
+    request: PageRequest,
+    items: Vec<Value>,
+    more: bool,
+) -> Response {
+    let PageRequest { size, page } = request;
     let filters: Vec<(String, String)> = query
         .0
         .iter()
@@ -111,16 +156,7 @@ pub fn rendered_envelope<T>(
         let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
         format!("{base}{path}?{query}")
     };
-    let total = items.len();
-    let start = page.saturating_mul(size);
-    let items: Vec<Value> = items
-        .into_iter()
-        .skip(start)
-        .take(size)
-        .map(render)
-        .collect();
-    let more = start + items.len() < total;
-    Ok(Json(json!({
+    Json(json!({
         key: items,
         "meta": {
             "first_page_url": url(0),
@@ -132,7 +168,7 @@ pub fn rendered_envelope<T>(
             "url": url(page),
         }
     }))
-    .into_response())
+    .into_response()
 }
 
 pub fn boolean(form: &FormPairs, name: &str) -> ApiResult<Option<bool>> {

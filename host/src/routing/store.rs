@@ -347,6 +347,80 @@ pub async fn stored_tasks(db: &Db, workspace_sid: &str) -> Result<Vec<StoredTask
     rows.iter().map(stored_task_from_row).collect()
 }
 
+/// Which finished tasks a list asks for, and which page of them.
+pub struct FinishedTasks<'a> {
+    pub statuses: &'a [&'a str],
+    pub workflow_sid: Option<&'a str>,
+    pub queue_sid: Option<&'a str>,
+    pub priority: Option<i64>,
+    /// Newest first instead of oldest first.
+    pub descending: bool,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// A page of a workspace's finished tasks as stored, in creation order (or its reverse). Only
+/// the page is read: finished tasks accumulate, and a history list must not cost the whole of it.
+pub async fn finished_tasks(
+    db: &Db,
+    workspace_sid: &str,
+    query: &FinishedTasks<'_>,
+) -> Result<Vec<StoredTask>, sqlx::Error> {
+    /// Binds `text` as the next parameter and answers its placeholder.
+    fn placeholder<'t>(texts: &mut Vec<&'t str>, text: &'t str) -> String {
+        texts.push(text);
+        format!("${}", texts.len())
+    }
+    let mut texts: Vec<&str> = Vec::new();
+    let mut conditions = vec![format!(
+        "workspace_sid = {}",
+        placeholder(&mut texts, workspace_sid)
+    )];
+    let statuses: Vec<String> = query
+        .statuses
+        .iter()
+        .map(|status| placeholder(&mut texts, status))
+        .collect();
+    conditions.push(format!("assignment_status IN ({})", statuses.join(", ")));
+    if let Some(workflow_sid) = query.workflow_sid {
+        let at = placeholder(&mut texts, workflow_sid);
+        conditions.push(format!("workflow_sid = {at}"));
+    }
+    if let Some(queue_sid) = query.queue_sid {
+        let at = placeholder(&mut texts, queue_sid);
+        conditions.push(format!("task_queue_sid = {at}"));
+    }
+    let mut next = texts.len() + 1;
+    if query.priority.is_some() {
+        conditions.push(format!("priority = ${next}"));
+        next += 1;
+    }
+    let direction = if query.descending { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT sid, workflow_sid, task_queue_sid, task_channel_sid, attributes, priority, timeout, assignment_status, reason,
+                virtual_start_time, task_queue_entered_date, assignment_count, call_sid, version, date_created, date_updated,
+                filter_index, target_index, step_deadline, routing_targets
+         FROM tasks WHERE {} ORDER BY date_created {direction}, sid {direction} LIMIT ${next} OFFSET ${}",
+        conditions.join(" AND "),
+        next + 1
+    );
+    let mut statement = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for text in texts {
+        statement = statement.bind(text);
+    }
+    if let Some(priority) = query.priority {
+        statement = statement.bind(priority);
+    }
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+    let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+    let rows = statement
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(stored_task_from_row).collect()
+}
+
 fn reservation_from_row(row: &sqlx::any::AnyRow) -> Result<Reservation, sqlx::Error> {
     let status: String = row.try_get("reservation_status")?;
     Ok(Reservation {

@@ -13,9 +13,11 @@ use super::{
 };
 use crate::api::FormPairs;
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::resources::{PageRequest, page_envelope_of};
 use crate::app::AppState;
 use crate::routing::model::*;
 use crate::routing::space::Space;
+use crate::routing::store::FinishedTasks;
 use crate::routing::{find_workflow, lock, views};
 use crate::sid::new_sid;
 
@@ -124,6 +126,53 @@ pub async fn list_tasks(
         .transpose()?;
     let priority = integer(&query, "Priority", 0..=2_147_483_647)?;
     let space = state.routing.space(&caller.account_sid, &ws)?;
+    let ordering = query.get("Ordering").unwrap_or("DateCreated:asc");
+    let descending = ordering.to_ascii_lowercase().ends_with(":desc");
+    // A list of finished tasks alone (the history) is read a page at a time from the database,
+    // where they all are; the filters that need memory or expressions take the long way below.
+    let finished_only = !statuses.is_empty()
+        && statuses
+            .iter()
+            .all(|s| TaskStatus::parse(s).is_some_and(TaskStatus::is_final));
+    if finished_only
+        && expression.is_none()
+        && !ordering.starts_with("Priority")
+        && query.get("TaskQueueName").is_none()
+        && query.get("WorkflowName").is_none()
+    {
+        let page = PageRequest::of(&query)?;
+        let stored = crate::routing::store::finished_tasks(
+            state.routing.db(),
+            &ws,
+            &FinishedTasks {
+                statuses: &statuses,
+                workflow_sid: query.get("WorkflowSid"),
+                queue_sid: query.get("TaskQueueSid"),
+                priority,
+                descending,
+                offset: page.offset(),
+                limit: page.size + 1,
+            },
+        )
+        .await?;
+        let more = stored.len() > page.size;
+        let guard = lock(&space);
+        let items = stored
+            .iter()
+            .take(page.size)
+            .map(|s| views::task(&caller.base, &guard, &s.task, true))
+            .collect();
+        let path = format!("/v1/Workspaces/{ws}/Tasks");
+        return Ok(page_envelope_of(
+            &caller.base,
+            &path,
+            "tasks",
+            &query,
+            page,
+            items,
+            more,
+        ));
+    }
     // Every live task is in memory; the stored rows only add the finished ones.
     let live_only = !statuses.is_empty()
         && statuses
@@ -149,8 +198,6 @@ pub async fn list_tasks(
             .collect();
         fresh.sort_by(|a, b| (a.date_created, &a.sid).cmp(&(b.date_created, &b.sid)));
         tasks.extend(fresh);
-        let ordering = query.get("Ordering").unwrap_or("DateCreated:asc");
-        let descending = ordering.to_ascii_lowercase().ends_with(":desc");
         if ordering.starts_with("Priority") {
             tasks.sort_by_key(|t| (t.priority, t.date_created));
         }
