@@ -933,6 +933,67 @@ async fn a_reservation_timeout_moves_the_worker_to_the_timeout_activity_and_rero
     app.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_channel_first_routed_on_late_finds_its_ready_workers_and_keeps_them_current() {
+    let (app, tenant, ws, pool) = pool_of_two("pool").await;
+    let flow = workflow(
+        &app,
+        &tenant,
+        &ws,
+        &[(
+            "Configuration",
+            &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
+        )],
+    )
+    .await;
+    // Ada has been idle longest, then Bob, then Cy; Bob takes no voice work.
+    let mut names = Vec::new();
+    for name in ["Ada", "Bob", "Cy"] {
+        names.push(worker(&app, &tenant, &ws, name, "{}").await);
+        app.advance_clock(1_000).await;
+    }
+    let bob_voice = ws.path(&format!("Workers/{}/Channels/voice", names[1]));
+    let (status, body) = app
+        .post_form(&tenant, &bob_voice, &[("Capacity", "0")])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let reserved_for = |task: Value| {
+        let (app, tenant, ws) = (&app, &tenant, &ws);
+        async move {
+            let sid = task["sid"].as_str().expect("sid").to_string();
+            let mut names: Vec<String> = reservations(app, tenant, ws, &sid)
+                .await
+                .iter()
+                .map(|r| r["worker_name"].as_str().unwrap_or_default().to_string())
+                .collect();
+            names.sort();
+            (sid, names)
+        }
+    };
+    // A default task first: Ada and Bob, the two longest idle, are reserved and so idle no more.
+    let default = task(&app, &tenant, &ws, &[("WorkflowSid", &flow)]).await;
+    assert_eq!(reserved_for(default).await.1, vec!["Ada", "Bob"]);
+    app.advance_clock(1_000).await;
+
+    // The first voice task: the queue's voice workers are found then, Bob left out.
+    let voice = [("WorkflowSid", flow.as_str()), ("TaskChannel", "voice")];
+    let first = task(&app, &tenant, &ws, &voice).await;
+    assert_eq!(reserved_for(first).await.1, vec!["Ada", "Cy"]);
+    // Both now hold their one voice slot: the next voice task waits.
+    let second = task(&app, &tenant, &ws, &voice).await;
+    let (second_sid, nobody) = reserved_for(second).await;
+    assert!(nobody.is_empty(), "{nobody:?}");
+    // Bob takes voice work again and is offered the waiting task.
+    let (status, body) = app
+        .post_form(&tenant, &bob_voice, &[("Capacity", "1")])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let reserved = reservations(&app, &tenant, &ws, &second_sid).await;
+    assert_eq!(reserved.len(), 1, "{reserved:?}");
+    assert_eq!(reserved[0]["worker_name"], "Bob");
+    app.shutdown().await;
+}
+
 /// Follows a task list's `next_page_url`s from `path`; answers the sids in order and the pages.
 async fn task_pages(app: &TestApp, tenant: &Tenant, path: &str) -> (Vec<String>, usize) {
     let client = reqwest::Client::new();

@@ -15,7 +15,7 @@
 //! up looks only at the waiting tasks of its own queues, in service order.
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -477,18 +477,15 @@ impl Space {
         let key: ReadyKey = (worker.idle_since, Arc::from(worker.sid.as_str()));
         // The workers and the queues are borrowed apart, so filing copies neither the worker's
         // queue list nor a channel sid per queue: a reservation files its worker in every queue
-        // and channel, under the workspace lock.
+        // and channel, under the workspace lock. Only the sets that exist are kept: a queue has
+        // a set for a channel once a task of that channel looked for a worker in it
+        // ([`Space::open_ready_set`]), so channels nobody routes on cost nothing.
         for queue_sid in &worker.queues {
             if let Some(queue) = self.queues.get_mut(queue_sid) {
                 for &channel in &channels {
-                    match queue.ready.get_mut(channel) {
-                        Some(ready) => ready.insert(key.clone()),
-                        None => queue
-                            .ready
-                            .entry(channel.to_string())
-                            .or_default()
-                            .insert(key.clone()),
-                    };
+                    if let Some(ready) = queue.ready.get_mut(channel) {
+                        ready.insert(key.clone());
+                    }
                 }
             }
         }
@@ -970,15 +967,43 @@ impl Space {
         }
     }
 
+    /// Makes the queue's ready set for a channel, the first time a task of that channel looks for
+    /// a worker there, from the queue's members that are ready on it; filing keeps it up to date
+    /// from then on.
+    fn open_ready_set(&mut self, queue_sid: &str, channel_sid: &str) {
+        let Some(queue) = self.queues.get(queue_sid) else {
+            return;
+        };
+        if queue.ready.contains_key(channel_sid) {
+            return;
+        }
+        let ready: BTreeSet<ReadyKey> = queue
+            .members
+            .iter()
+            .filter_map(|sid| self.workers.get(sid))
+            .filter(|worker| self.ready_channels(worker).contains(&channel_sid))
+            .filter_map(|worker| worker.filed_as.clone())
+            .collect();
+        if let Some(queue) = self.queues.get_mut(queue_sid) {
+            queue.ready.insert(channel_sid.to_string(), ready);
+        }
+    }
+
     /// The workers that may take the task now, best first. `scores` (from a workflow-rules module)
     /// ranks them when given: the highest score wins, workers scored none are left out, ties keep
     /// the idle order.
     pub fn candidates(
-        &self,
+        &mut self,
         task_sid: &str,
         scores: Option<&HashMap<String, f64>>,
         limit: usize,
     ) -> Vec<String> {
+        if let Some(task) = self.tasks.get(task_sid)
+            && let Some(target) = task.route.as_ref().and_then(Route::target)
+        {
+            let (queue, channel) = (target.queue.clone(), task.task_channel_sid.clone());
+            self.open_ready_set(&queue, &channel);
+        }
         let Some(task) = self.tasks.get(task_sid) else {
             return Vec::new();
         };
