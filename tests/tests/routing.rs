@@ -74,6 +74,21 @@ async fn workflow(app: &TestApp, tenant: &Tenant, ws: &Workspace, form: &[(&str,
     body["sid"].as_str().expect("workflow sid").to_string()
 }
 
+/// A workflow that sends every task to `queue`, with `more` of the workflow's parameters.
+async fn workflow_to(
+    app: &TestApp,
+    tenant: &Tenant,
+    ws: &Workspace,
+    queue: &str,
+    more: &[(&str, &str)],
+) -> String {
+    let configuration =
+        format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{queue}"}}}}}}"#);
+    let mut form = vec![("Configuration", configuration.as_str())];
+    form.extend_from_slice(more);
+    workflow(app, tenant, ws, &form).await
+}
+
 async fn worker(
     app: &TestApp,
     tenant: &Tenant,
@@ -725,16 +740,7 @@ async fn pool_of_two(name: &str) -> (TestApp, Tenant, Workspace, String) {
 #[tokio::test]
 async fn multi_reservation_rescinds_the_others_on_first_accept_and_reject_reroutes() {
     let (app, tenant, ws, pool) = pool_of_two("pool").await;
-    let flow = workflow(
-        &app,
-        &tenant,
-        &ws,
-        &[(
-            "Configuration",
-            &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
-        )],
-    )
-    .await;
+    let flow = workflow_to(&app, &tenant, &ws, &pool, &[]).await;
     worker(&app, &tenant, &ws, "Fay", "{}").await;
     worker(&app, &tenant, &ws, "Gus", "{}").await;
     let created = task(&app, &tenant, &ws, &[("WorkflowSid", &flow)]).await;
@@ -791,16 +797,7 @@ async fn multi_reservation_rescinds_the_others_on_first_accept_and_reject_rerout
     // Reject with an activity: Hal goes offline and the task goes to Ivy.
     let ws = workspace(&app, &tenant, &[]).await;
     let pool = queue(&app, &tenant, &ws, &[("FriendlyName", "pool")]).await;
-    let flow = workflow(
-        &app,
-        &tenant,
-        &ws,
-        &[(
-            "Configuration",
-            &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
-        )],
-    )
-    .await;
+    let flow = workflow_to(&app, &tenant, &ws, &pool, &[]).await;
     let hal = worker(&app, &tenant, &ws, "Hal", "{}").await;
     app.advance_clock(1_000).await;
     worker(&app, &tenant, &ws, "Ivy", "{}").await;
@@ -882,17 +879,12 @@ async fn a_reservation_timeout_moves_the_worker_to_the_timeout_activity_and_rero
     let tenant = app.tenant().await;
     let ws = workspace(&app, &tenant, &[]).await;
     let pool = queue(&app, &tenant, &ws, &[("FriendlyName", "pool")]).await;
-    let flow = workflow(
+    let flow = workflow_to(
         &app,
         &tenant,
         &ws,
-        &[
-            (
-                "Configuration",
-                &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
-            ),
-            ("TaskReservationTimeout", "5"),
-        ],
+        &pool,
+        &[("TaskReservationTimeout", "5")],
     )
     .await;
     let jo = worker(&app, &tenant, &ws, "Jo", "{}").await;
@@ -936,16 +928,7 @@ async fn a_reservation_timeout_moves_the_worker_to_the_timeout_activity_and_rero
 #[tokio::test]
 async fn a_channel_first_routed_on_late_finds_its_ready_workers_and_keeps_them_current() {
     let (app, tenant, ws, pool) = pool_of_two("pool").await;
-    let flow = workflow(
-        &app,
-        &tenant,
-        &ws,
-        &[(
-            "Configuration",
-            &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
-        )],
-    )
-    .await;
+    let flow = workflow_to(&app, &tenant, &ws, &pool, &[]).await;
     // Ada has been idle longest, then Bob, then Cy; Bob takes no voice work.
     let mut names = Vec::new();
     for name in ["Ada", "Bob", "Cy"] {
@@ -994,11 +977,12 @@ async fn a_channel_first_routed_on_late_finds_its_ready_workers_and_keeps_them_c
     app.shutdown().await;
 }
 
-/// Follows a task list's `next_page_url`s from `path`; answers the sids in order and the pages.
-async fn task_pages(app: &TestApp, tenant: &Tenant, path: &str) -> (Vec<String>, usize) {
+/// Follows a list's absolute `next_page_url`s from `path`, as the reference's SDKs do: every
+/// item under `key`, in order, and the number of pages.
+async fn all_pages(app: &TestApp, tenant: &Tenant, path: &str, key: &str) -> (Vec<Value>, usize) {
     let client = reqwest::Client::new();
     let mut url = app.path(path);
-    let (mut sids, mut pages) = (Vec::new(), 0);
+    let (mut items, mut pages) = (Vec::new(), 0);
     loop {
         let page: Value = client
             .get(&url)
@@ -1010,14 +994,22 @@ async fn task_pages(app: &TestApp, tenant: &Tenant, path: &str) -> (Vec<String>,
             .await
             .expect("json");
         pages += 1;
-        for task in page["tasks"].as_array().expect("tasks") {
-            sids.push(task["sid"].as_str().expect("sid").to_string());
-        }
+        items.extend(page[key].as_array().expect("list").iter().cloned());
         match page["meta"]["next_page_url"].as_str() {
             Some(next) => url = next.to_string(),
-            None => return (sids, pages),
+            None => return (items, pages),
         }
     }
+}
+
+/// The sids of a task list's every page, in order, and the number of pages.
+async fn task_pages(app: &TestApp, tenant: &Tenant, path: &str) -> (Vec<String>, usize) {
+    let (tasks, pages) = all_pages(app, tenant, path, "tasks").await;
+    let sids = tasks
+        .iter()
+        .map(|task| task["sid"].as_str().expect("sid").to_string())
+        .collect();
+    (sids, pages)
 }
 
 #[tokio::test]
@@ -1027,16 +1019,7 @@ async fn finished_tasks_are_listed_a_page_at_a_time_with_their_filters() {
     let ws = workspace(&app, &tenant, &[]).await;
     let line = queue(&app, &tenant, &ws, &[("FriendlyName", "line")]).await;
     let other = queue(&app, &tenant, &ws, &[("FriendlyName", "other")]).await;
-    let flow = workflow(
-        &app,
-        &tenant,
-        &ws,
-        &[(
-            "Configuration",
-            &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{line}"}}}}}}"#),
-        )],
-    )
-    .await;
+    let flow = workflow_to(&app, &tenant, &ws, &line, &[]).await;
     // No workers: the tasks wait, and four of the five are canceled.
     let mut canceled = Vec::new();
     let mut waiting = String::new();
@@ -1140,32 +1123,16 @@ async fn if_match_guards_updates_and_pages_follow_absolute_next_page_urls() {
     for index in 0..5 {
         worker(&app, &tenant, &ws, &format!("w{index}"), "{}").await;
     }
-    let client = reqwest::Client::new();
-    let mut url = app.path(&ws.path("Workers?PageSize=2"));
+    let (workers, _) = all_pages(&app, &tenant, &ws.path("Workers?PageSize=2"), "workers").await;
     let mut names = Vec::new();
-    loop {
-        let page: Value = client
-            .get(&url)
-            .basic_auth(&tenant.sid, Some(&tenant.token))
-            .send()
-            .await
-            .expect("page")
-            .json()
-            .await
-            .expect("json");
-        for worker in page["workers"].as_array().expect("workers") {
-            names.push(
-                worker["friendly_name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            );
-            assert!(worker["attributes"].is_null(), "lists leave attributes out");
-        }
-        match page["meta"]["next_page_url"].as_str() {
-            Some(next) => url = next.to_string(),
-            None => break,
-        }
+    for worker in &workers {
+        names.push(
+            worker["friendly_name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+        assert!(worker["attributes"].is_null(), "lists leave attributes out");
     }
     names.sort();
     assert_eq!(
@@ -1174,6 +1141,7 @@ async fn if_match_guards_updates_and_pages_follow_absolute_next_page_urls() {
         "every worker once"
     );
 
+    let client = reqwest::Client::new();
     let sid = get(&app, &tenant, &ws.path("Workers?FriendlyName=w0")).await["workers"][0]["sid"]
         .as_str()
         .expect("sid")
@@ -1320,17 +1288,12 @@ async fn a_pending_reservation_survives_a_crash_and_still_times_out_on_schedule(
     let tenant = app.tenant().await;
     let ws = workspace(&app, &tenant, &[]).await;
     let pool = queue(&app, &tenant, &ws, &[("FriendlyName", "pool")]).await;
-    let flow = workflow(
+    let flow = workflow_to(
         &app,
         &tenant,
         &ws,
-        &[
-            (
-                "Configuration",
-                &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
-            ),
-            ("TaskReservationTimeout", "60"),
-        ],
+        &pool,
+        &[("TaskReservationTimeout", "60")],
     )
     .await;
     worker(&app, &tenant, &ws, "Lee", "{}").await;
@@ -1383,17 +1346,12 @@ async fn an_enqueued_call_becomes_a_task_whose_dequeue_connects_the_caller_to_th
         ws.unavailable
     );
     let assign = HttpApp::start(vec![("/assign", json_reply(&dequeue))]).await;
-    let flow = workflow(
+    let flow = workflow_to(
         &app,
         &tenant,
         &ws,
-        &[
-            (
-                "Configuration",
-                &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
-            ),
-            ("AssignmentCallbackUrl", &assign.url("/assign")),
-        ],
+        &pool,
+        &[("AssignmentCallbackUrl", &assign.url("/assign"))],
     )
     .await;
     let web = HttpApp::start(vec![
@@ -1530,17 +1488,12 @@ async fn a_module_answers_the_assignment_callback_through_the_distribution_inter
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let ws = workspace(&app, &tenant, &[]).await;
     let pool = queue(&app, &tenant, &ws, &[("FriendlyName", "pool")]).await;
-    let flow = workflow(
+    let flow = workflow_to(
         &app,
         &tenant,
         &ws,
-        &[
-            (
-                "Configuration",
-                &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
-            ),
-            ("AssignmentCallbackUrl", "module:assigner"),
-        ],
+        &pool,
+        &[("AssignmentCallbackUrl", "module:assigner")],
     )
     .await;
     // The longest idle worker rejects through the module; the next one accepts.
@@ -1663,16 +1616,7 @@ async fn call_and_redirect_instructions_place_and_move_calls() {
     let tenant = app.tenant().await;
     let ws = workspace(&app, &tenant, &[]).await;
     let pool = queue(&app, &tenant, &ws, &[("FriendlyName", "pool")]).await;
-    let flow = workflow(
-        &app,
-        &tenant,
-        &ws,
-        &[(
-            "Configuration",
-            &format!(r#"{{"task_routing": {{"default_filter": {{"queue": "{pool}"}}}}}}"#),
-        )],
-    )
-    .await;
+    let flow = workflow_to(&app, &tenant, &ws, &pool, &[]).await;
     let web = HttpApp::start(vec![
         (
             "/caller",
