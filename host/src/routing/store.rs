@@ -444,15 +444,46 @@ const RESERVATION_COLUMNS: &str = "sid, task_sid, worker_sid, task_queue_sid, re
 pub async fn stored_reservations(
     db: &Db,
     workspace_sid: &str,
+    owner: ReservationOwner<'_>,
+    status: Option<&str>,
 ) -> Result<Vec<Reservation>, sqlx::Error> {
+    // Each owner column has its index, so a list costs the task's or worker's rows alone.
+    let (column, owner_sid) = match owner {
+        ReservationOwner::Task(sid) => ("task_sid", sid),
+        ReservationOwner::Worker(sid) => ("worker_sid", sid),
+    };
+    let narrowed = if status.is_some() {
+        " AND reservation_status = $3"
+    } else {
+        ""
+    };
     let sql = format!(
-        "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE workspace_sid = $1 ORDER BY date_created, sid"
+        "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE workspace_sid = $1 AND {column} = $2{narrowed} ORDER BY date_created, sid"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(workspace_sid)
-        .fetch_all(db.pool())
-        .await?;
+        .bind(owner_sid);
+    if let Some(status) = status {
+        query = query.bind(status);
+    }
+    let rows = query.fetch_all(db.pool()).await?;
     rows.iter().map(reservation_from_row).collect()
+}
+
+/// Whose reservations a list shows.
+#[derive(Debug, Clone, Copy)]
+pub enum ReservationOwner<'a> {
+    Task(&'a str),
+    Worker(&'a str),
+}
+
+impl ReservationOwner<'_> {
+    pub fn owns(&self, reservation: &Reservation) -> bool {
+        match self {
+            ReservationOwner::Task(sid) => reservation.task_sid == *sid,
+            ReservationOwner::Worker(sid) => reservation.worker_sid == *sid,
+        }
+    }
 }
 
 /// One workspace's rows, as the loader needs them.

@@ -15,21 +15,26 @@ use crate::api::error::{ApiError, ApiResult, Code};
 use crate::app::AppState;
 use crate::routing::model::*;
 use crate::routing::space::{Effects, Space};
+use crate::routing::store::ReservationOwner;
 use crate::routing::{lock, views};
 
-/// Reservations of a workspace, live from memory and finished ones as stored; only the live ones
-/// when `live_only` (every live reservation is in memory).
-async fn all_reservations(
+/// A task's or a worker's reservations: live ones from memory, finished ones as stored (only
+/// the live ones when `live_only`: every live reservation is in memory). `finished_status` narrows
+/// the stored rows to one finished status, which memory never holds.
+async fn owned_reservations(
     state: &AppState,
     caller: &Caller,
     ws: &str,
+    owner: ReservationOwner<'_>,
     live_only: bool,
+    finished_status: Option<&str>,
 ) -> ApiResult<Vec<Reservation>> {
     let space = state.routing.space(&caller.account_sid, ws)?;
     let stored = if live_only {
         Vec::new()
     } else {
-        crate::routing::store::stored_reservations(state.routing.db(), ws).await?
+        crate::routing::store::stored_reservations(state.routing.db(), ws, owner, finished_status)
+            .await?
     };
     let guard = lock(&space);
     // Live reservations are read from memory, which may be a commit ahead of the rows: the list
@@ -42,7 +47,7 @@ async fn all_reservations(
     let mut fresh: Vec<Reservation> = guard
         .reservations
         .values()
-        .filter(|r| !listed.contains(r.sid.as_str()))
+        .filter(|r| owner.owns(r) && !listed.contains(r.sid.as_str()))
         .cloned()
         .collect();
     fresh.sort_by(|a, b| (a.date_created, &a.sid).cmp(&(b.date_created, &b.sid)));
@@ -55,18 +60,19 @@ async fn reservation_list(
     state: AppState,
     ws: String,
     query: FormPairs,
-    filter: impl Fn(&Reservation) -> bool,
+    owner: ReservationOwner<'_>,
     path: String,
 ) -> ApiResult<Response> {
     let status = query.get("ReservationStatus");
-    let live_only = status
-        .and_then(ReservationStatus::parse)
-        .is_some_and(ReservationStatus::is_live);
-    let reservations = all_reservations(&state, &caller, &ws, live_only).await?;
+    let parsed = status.and_then(ReservationStatus::parse);
+    let live_only = parsed.is_some_and(ReservationStatus::is_live);
+    let finished_status = status.filter(|_| parsed.is_some_and(|s| !s.is_live()));
+    let reservations =
+        owned_reservations(&state, &caller, &ws, owner, live_only, finished_status).await?;
     state.routing.read(&caller.account_sid, &ws, |space| {
         let matching: Vec<&Reservation> = reservations
             .iter()
-            .filter(|r| filter(r))
+            .filter(|r| owner.owns(r))
             .filter(|r| status.is_none_or(|s| r.status.as_str() == s))
             .filter(|r| query.get("WorkerSid").is_none_or(|w| r.worker_sid == w))
             .collect();
@@ -87,7 +93,7 @@ pub async fn list_task_reservations(
 ) -> ApiResult<Response> {
     any_task(&state, &caller, &ws, &sid).await?;
     let path = format!("/v1/Workspaces/{ws}/Tasks/{sid}/Reservations");
-    reservation_list(caller, state, ws, query, move |r| r.task_sid == sid, path).await
+    reservation_list(caller, state, ws, query, ReservationOwner::Task(&sid), path).await
 }
 
 #[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Workers/{WorkerSid}/Reservations", tag = "work distribution", security(("account" = [])),
@@ -107,7 +113,15 @@ pub async fn list_worker_reservations(
             .ok_or_else(|| not_found(&sid))
     })?;
     let path = format!("/v1/Workspaces/{ws}/Workers/{sid}/Reservations");
-    reservation_list(caller, state, ws, query, move |r| r.worker_sid == sid, path).await
+    reservation_list(
+        caller,
+        state,
+        ws,
+        query,
+        ReservationOwner::Worker(&sid),
+        path,
+    )
+    .await
 }
 
 /// A reservation, checked to belong to the task or worker in the path.
