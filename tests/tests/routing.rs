@@ -831,6 +831,27 @@ async fn multi_reservation_rescinds_the_others_on_first_accept_and_reject_rerout
             ("Ivy".into(), "pending".into())
         ]
     );
+    // A worker's list holds its own reservations alone, with or without a status.
+    for query in ["", "?ReservationStatus=rejected"] {
+        let (listed, _) = all_pages(
+            &app,
+            &tenant,
+            &ws.path(&format!("Workers/{hal}/Reservations{query}")),
+            "reservations",
+        )
+        .await;
+        assert_eq!(statuses(&listed), vec![("Hal".into(), "rejected".into())]);
+    }
+    let (none, _) = all_pages(
+        &app,
+        &tenant,
+        &ws.path(&format!(
+            "Workers/{hal}/Reservations?ReservationStatus=timeout"
+        )),
+        "reservations",
+    )
+    .await;
+    assert!(none.is_empty(), "{none:?}");
     app.shutdown().await;
 }
 
