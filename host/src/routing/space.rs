@@ -43,7 +43,8 @@ pub struct Effects {
     pub change: Change,
     /// Events appended, for the workspace's event callback: `(type, data)`; empty when it has none.
     pub events: Vec<(String, Value)>,
-    /// Reservations created: their assignment callbacks go out after the commit.
+    /// Reservations created under a workflow with an assignment callback: the callbacks go out
+    /// after the commit.
     pub offers: Vec<String>,
     pub timers: Vec<(i64, Timer)>,
     /// Calls whose task asked (through a dequeue instruction) to be connected to a worker.
@@ -1281,7 +1282,19 @@ impl Space {
         {
             self.set_activity(fx, worker_sid, &activity);
         }
-        fx.offers.push(sid);
+        // Most workflows have no assignment callback: their reservations wait for the worker's
+        // answer over the API, with nothing to send.
+        let calls_back = self
+            .tasks
+            .get(task_sid)
+            .and_then(|t| t.workflow_sid.as_deref())
+            .and_then(|w| self.workflows.get(w))
+            .is_some_and(|w| {
+                w.assignment_callback_url.is_some() || w.fallback_assignment_callback_url.is_some()
+            });
+        if calls_back {
+            fx.offers.push(sid);
+        }
     }
 
     /// Gives a reservation's capacity back to its worker.
