@@ -1127,6 +1127,31 @@ async fn finished_tasks_are_listed_a_page_at_a_time_with_their_filters() {
     )
     .await;
     assert_eq!(by_flow, oldest_first);
+    // Every task, unfiltered, a page at a time: the waiting one too, shown as it is now.
+    let (every, pages) = task_pages(&app, &tenant, &ws.path("Tasks?PageSize=2")).await;
+    assert_eq!(pages, 3);
+    let (every_evaluated, _) = task_pages(
+        &app,
+        &tenant,
+        &ws.path("Tasks?EvaluateTaskAttributes=n%20%3C%2010&PageSize=3"),
+    )
+    .await;
+    assert_eq!(every, every_evaluated, "both paths list the same, in order");
+    assert!(every.contains(&waiting));
+    let (every_newest_first, _) =
+        task_pages(&app, &tenant, &ws.path("Tasks?Ordering=DateCreated:desc")).await;
+    let mut reversed = every.clone();
+    reversed.reverse();
+    assert_eq!(every_newest_first, reversed);
+    let listed = get(&app, &tenant, &ws.path("Tasks?PageSize=5")).await;
+    let shown = listed["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|t| t["sid"] == waiting.as_str())
+        .cloned()
+        .expect("the waiting task");
+    assert_eq!(shown["assignment_status"], "pending");
     let (completed, _) =
         task_pages(&app, &tenant, &ws.path("Tasks?AssignmentStatus=completed")).await;
     assert!(completed.is_empty());

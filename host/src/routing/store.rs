@@ -347,8 +347,9 @@ pub async fn stored_tasks(db: &Db, workspace_sid: &str) -> Result<Vec<StoredTask
     rows.iter().map(stored_task_from_row).collect()
 }
 
-/// Which finished tasks a list asks for, and which page of them.
-pub struct FinishedTasks<'a> {
+/// Which stored tasks a list asks for, and which page of them.
+pub struct TaskPage<'a> {
+    /// Any status when empty.
     pub statuses: &'a [&'a str],
     pub workflow_sid: Option<&'a str>,
     pub queue_sid: Option<&'a str>,
@@ -359,12 +360,12 @@ pub struct FinishedTasks<'a> {
     pub limit: usize,
 }
 
-/// A page of a workspace's finished tasks as stored, in creation order (or its reverse). Only
-/// the page is read: finished tasks accumulate, and a history list must not cost the whole of it.
-pub async fn finished_tasks(
+/// A page of a workspace's tasks as stored, in creation order (or its reverse). Only the page is
+/// read: finished tasks accumulate, and a list must not cost the whole of them.
+pub async fn task_page(
     db: &Db,
     workspace_sid: &str,
-    query: &FinishedTasks<'_>,
+    query: &TaskPage<'_>,
 ) -> Result<Vec<StoredTask>, sqlx::Error> {
     /// Binds `text` as the next parameter and answers its placeholder.
     fn placeholder<'t>(texts: &mut Vec<&'t str>, text: &'t str) -> String {
@@ -381,7 +382,9 @@ pub async fn finished_tasks(
         .iter()
         .map(|status| placeholder(&mut texts, status))
         .collect();
-    conditions.push(format!("assignment_status IN ({})", statuses.join(", ")));
+    if !statuses.is_empty() {
+        conditions.push(format!("assignment_status IN ({})", statuses.join(", ")));
+    }
     if let Some(workflow_sid) = query.workflow_sid {
         let at = placeholder(&mut texts, workflow_sid);
         conditions.push(format!("workflow_sid = {at}"));

@@ -17,7 +17,7 @@ use crate::api::resources::{PageRequest, page_envelope_of};
 use crate::app::AppState;
 use crate::routing::model::*;
 use crate::routing::space::Space;
-use crate::routing::store::FinishedTasks;
+use crate::routing::store::TaskPage;
 use crate::routing::{find_workflow, lock, views};
 use crate::sid::new_sid;
 
@@ -128,23 +128,27 @@ pub async fn list_tasks(
     let space = state.routing.space(&caller.account_sid, &ws)?;
     let ordering = query.get("Ordering").unwrap_or("DateCreated:asc");
     let descending = ordering.to_ascii_lowercase().ends_with(":desc");
-    // A list of finished tasks alone (the history) is read a page at a time from the database,
-    // where they all are; the filters that need memory or expressions take the long way below.
+    // A list of finished tasks alone (the history), or of every task unfiltered, is read a page
+    // at a time from the database, where every acknowledged task has its row; live tasks are then
+    // shown as memory holds them. Filters that need memory or expressions take the long way below.
     let finished_only = !statuses.is_empty()
         && statuses
             .iter()
             .all(|s| TaskStatus::parse(s).is_some_and(TaskStatus::is_final));
-    if finished_only
+    let unfiltered = query
+        .0
+        .iter()
+        .all(|(key, _)| matches!(key.as_str(), "PageSize" | "Page" | "PageToken" | "Ordering"));
+    let history = finished_only
         && expression.is_none()
-        && !ordering.starts_with("Priority")
         && query.get("TaskQueueName").is_none()
-        && query.get("WorkflowName").is_none()
-    {
+        && query.get("WorkflowName").is_none();
+    if (history || unfiltered) && !ordering.starts_with("Priority") {
         let page = PageRequest::of(&query)?;
-        let stored = crate::routing::store::finished_tasks(
+        let stored = crate::routing::store::task_page(
             state.routing.db(),
             &ws,
-            &FinishedTasks {
+            &TaskPage {
                 statuses: &statuses,
                 workflow_sid: query.get("WorkflowSid"),
                 queue_sid: query.get("TaskQueueSid"),
@@ -160,7 +164,10 @@ pub async fn list_tasks(
         let items = stored
             .iter()
             .take(page.size)
-            .map(|s| views::task(&caller.base, &guard, &s.task, true))
+            .map(|s| {
+                let task = guard.tasks.get(&s.task.sid).unwrap_or(&s.task);
+                views::task(&caller.base, &guard, task, true)
+            })
             .collect();
         let path = format!("/v1/Workspaces/{ws}/Tasks");
         return Ok(page_envelope_of(
