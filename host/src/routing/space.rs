@@ -968,16 +968,13 @@ impl Space {
         }
     }
 
-    /// Makes the queue's ready set for a channel, the first time a task of that channel looks for
-    /// a worker there, from the queue's members that are ready on it; filing keeps it up to date
-    /// from then on.
+    /// Makes the queue's ready set for a channel (which it does not have yet), the first time a
+    /// task of that channel looks for a worker there, from the queue's members that are ready on
+    /// it; filing keeps it up to date from then on.
     fn open_ready_set(&mut self, queue_sid: &str, channel_sid: &str) {
         let Some(queue) = self.queues.get(queue_sid) else {
             return;
         };
-        if queue.ready.contains_key(channel_sid) {
-            return;
-        }
         let ready: BTreeSet<ReadyKey> = queue
             .members
             .iter()
@@ -999,10 +996,13 @@ impl Space {
         scores: Option<&HashMap<String, f64>>,
         limit: usize,
     ) -> Vec<String> {
-        if let Some(task) = self.tasks.get(task_sid)
-            && let Some(target) = task.route.as_ref().and_then(Route::target)
-        {
-            let (queue, channel) = (target.queue.clone(), task.task_channel_sid.clone());
+        let unopened = self.tasks.get(task_sid).and_then(|task| {
+            let target = task.route.as_ref().and_then(Route::target)?;
+            let queue = self.queues.get(&target.queue)?;
+            (!queue.ready.contains_key(&task.task_channel_sid))
+                .then(|| (target.queue.clone(), task.task_channel_sid.clone()))
+        });
+        if let Some((queue, channel)) = unopened {
             self.open_ready_set(&queue, &channel);
         }
         let Some(task) = self.tasks.get(task_sid) else {

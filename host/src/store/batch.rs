@@ -481,6 +481,14 @@ async fn commit(
 mod tests {
     use super::*;
 
+    /// A plain (not appended) statement: a queue row.
+    fn queue_row(sid: &str) -> Statement {
+        Statement::new(
+            "INSERT INTO queues (sid, account_sid, friendly_name, max_size, average_wait_ms, dequeued_count, date_created, date_updated) VALUES ($1, 'AC1', $1, 1, 0, 0, 0, 0)",
+            vec![sid.into()],
+        )
+    }
+
     /// A writer on a new SQLite database; the directory lives as long as the first element.
     async fn sqlite_writer() -> (tempfile::TempDir, Db, Writer) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -492,12 +500,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_change_does_not_take_its_batch_down() {
         let (_dir, db, writer) = sqlite_writer().await;
-        let insert = |sid: &str| {
-            vec![Statement::new(
-                "INSERT INTO queues (sid, account_sid, friendly_name, max_size, average_wait_ms, dequeued_count, date_created, date_updated) VALUES ($1, 'AC1', $1, 1, 0, 0, 0, 0)",
-                vec![sid.into()],
-            )]
-        };
+        let insert = |sid: &str| vec![queue_row(sid)];
         // Submitted together, so they share a batch: the duplicate key fails, the others commit.
         let first = writer.submit(insert("QU1"));
         let duplicate = writer.submit(insert("QU1"));
@@ -573,10 +576,7 @@ mod tests {
         assert!(committed.has_changed().expect("writer running"));
         assert_eq!(*committed.borrow_and_update(), numbers[1]);
         // A change without events leaves the announcement alone.
-        let queue = Statement::new(
-            "INSERT INTO queues (sid, account_sid, friendly_name, max_size, average_wait_ms, dequeued_count, date_created, date_updated) VALUES ('QU1', 'AC1', 'q', 1, 0, 0, 0, 0)",
-            vec![],
-        );
+        let queue = queue_row("QU1");
         writer.submit(vec![queue]).wait().await.expect("queue");
         assert!(!committed.has_changed().expect("writer running"));
     }
@@ -595,10 +595,7 @@ mod tests {
             }
             .statement()
         };
-        let queue = Statement::new(
-            "INSERT INTO queues (sid, account_sid, friendly_name, max_size, average_wait_ms, dequeued_count, date_created, date_updated) VALUES ('QU1', 'AC1', 'q', 1, 0, 0, 0, 0)",
-            vec![],
-        );
+        let queue = queue_row("QU1");
         // Submitted together, so they share a batch and its multi-row inserts.
         let first = writer.submit(vec![event("a.one"), queue, event("a.two")]);
         let none = writer.submit(Vec::new());

@@ -126,6 +126,7 @@ pub async fn list_tasks(
         .transpose()?;
     let priority = integer(&query, "Priority", 0..=2_147_483_647)?;
     let space = state.routing.space(&caller.account_sid, &ws)?;
+    let path = format!("/v1/Workspaces/{ws}/Tasks");
     let ordering = query.get("Ordering").unwrap_or("DateCreated:asc");
     let descending = ordering.to_ascii_lowercase().ends_with(":desc");
     // A list of finished tasks alone (the history), or of every task unfiltered, is read a page
@@ -169,7 +170,6 @@ pub async fn list_tasks(
                 views::task(&caller.base, &guard, task, true)
             })
             .collect();
-        let path = format!("/v1/Workspaces/{ws}/Tasks");
         return Ok(page_envelope_of(
             &caller.base,
             &path,
@@ -249,14 +249,9 @@ pub async fn list_tasks(
             .copied()
             .collect()
     };
-    rendered_envelope(
-        &caller.base,
-        &format!("/v1/Workspaces/{ws}/Tasks"),
-        "tasks",
-        &query,
-        matching,
-        |task| views::task(&caller.base, &guard, task, true),
-    )
+    rendered_envelope(&caller.base, &path, "tasks", &query, matching, |task| {
+        views::task(&caller.base, &guard, task, true)
+    })
 }
 
 #[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{Sid}", tag = "work distribution", security(("account" = [])),
