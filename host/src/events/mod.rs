@@ -89,16 +89,19 @@ impl Event {
 }
 
 /// A new event, ready to be committed alongside the change it announces.
-pub struct NewEvent<'a> {
+///
+/// The data is a JSON value, or JSON text already written (routing writes its events' data
+/// straight into text; see `routing::event_data`): whatever it is, it is stored as its text.
+pub struct NewEvent<'a, D = Value> {
     pub account_sid: &'a str,
     pub event_type: &'a str,
     pub source: String,
     pub subject: Option<&'a str>,
     pub time_ms: i64,
-    pub data: Value,
+    pub data: D,
 }
 
-impl NewEvent<'_> {
+impl<D: std::fmt::Display> NewEvent<'_, D> {
     /// The insert to put in the same [`crate::store::batch::Change`] as the state change.
     pub fn statement(&self) -> Statement {
         self.statement_with_sid(new_sid("EV"), None)
@@ -124,9 +127,9 @@ impl NewEvent<'_> {
 
 /// Appends an event inside a transaction that is not the writer's (the caller has taken
 /// [`Db::lock_event_log`]). The router finds it at its next look at the log.
-pub async fn append(
+pub async fn append<D: std::fmt::Display>(
     conn: &mut sqlx::AnyConnection,
-    event: &NewEvent<'_>,
+    event: &NewEvent<'_, D>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO events (sid, account_sid, type, source, subject, time, data, channel_sid) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",

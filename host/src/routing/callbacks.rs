@@ -89,7 +89,7 @@ pub fn event_parameters(event_type: &str, data: &Value) -> Vec<(String, String)>
     params
 }
 
-type Batch = (String, Vec<(String, Value)>);
+type Batch = (String, Vec<(String, String)>);
 
 pub struct Callbacks {
     http: reqwest::Client,
@@ -105,8 +105,8 @@ impl Callbacks {
     }
 
     /// Queues a transition's events for the workspace's event callback.
-    pub fn events(&self, target: &EventTarget, events: Vec<(String, Value)>) {
-        let wanted: Vec<(String, Value)> = events
+    pub fn events(&self, target: &EventTarget, events: Vec<(String, String)>) {
+        let wanted: Vec<(String, String)> = events
             .into_iter()
             .filter(|(event_type, _)| target.wants(event_type))
             .collect();
@@ -167,6 +167,8 @@ impl Callbacks {
 async fn deliver(http: reqwest::Client, mut rx: mpsc::UnboundedReceiver<Batch>) {
     while let Some((url, events)) = rx.recv().await {
         for (event_type, data) in events {
+            // The data was written as JSON text by this host; it always parses.
+            let data: Value = serde_json::from_str(&data).unwrap_or_default();
             let parameters = event_parameters(&event_type, &data);
             let result = http
                 .post(&url)

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod callbacks;
+pub mod event_data;
 pub mod expression;
 pub mod guests;
 pub mod model;
@@ -546,9 +547,7 @@ impl Routing {
                     type_: "reservation.created".into(),
                     source: guard.source(),
                     time: crate::store::rfc3339(self.now()),
-                    data: guard
-                        .event_data("reservation", reservation_sid, description, data)
-                        .to_string(),
+                    data: guard.event_data("reservation", reservation_sid, description, data),
                 });
             event.map(|e| (request, e, guard.workspace.account_sid.clone()))
         };
@@ -685,11 +684,11 @@ impl Routing {
         tracing::info!(task = %task_sid, %module, %function, %failure, "workflow rule failed; using the static configuration");
         let result = self
             .transition_by_sid(workspace_sid, |space, fx| {
-                let mut data = serde_json::Map::new();
-                data.insert("task_sid".into(), Value::from(task_sid));
-                data.insert("module".into(), Value::from(module));
-                data.insert("function".into(), Value::from(function));
-                data.insert("failure".into(), Value::from(failure));
+                let mut data = event_data::EventData::default();
+                data.text("task_sid", task_sid)
+                    .text("module", module)
+                    .text("function", function)
+                    .text("failure", failure);
                 space.event(
                     fx,
                     "workflow.rule-failed",

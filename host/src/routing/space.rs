@@ -18,8 +18,9 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use super::event_data::EventData;
 use super::expression::{Document, Expression, Scope, Segment, follow};
 use super::model::*;
 use super::store::{self, Table};
@@ -41,8 +42,9 @@ pub const DEFAULT_RESERVATION_TIMEOUT: i64 = 120;
 #[derive(Default)]
 pub struct Effects {
     pub change: Change,
-    /// Events appended, for the workspace's event callback: `(type, data)`; empty when it has none.
-    pub events: Vec<(String, Value)>,
+    /// Events appended, for the workspace's event callback: `(type, data as JSON text)`; empty
+    /// when it has none.
+    pub events: Vec<(String, String)>,
     /// Reservations created under a workflow with an assignment callback: the callbacks go out
     /// after the commit.
     pub offers: Vec<String>,
@@ -286,7 +288,7 @@ impl Space {
         resource_type: &str,
         resource_sid: &str,
         description: String,
-        data: Map<String, Value>,
+        data: EventData,
     ) {
         let data = self.event_data(resource_type, resource_sid, description, data);
         // Only a workspace with an EventCallbackUrl posts its events; the others need no copy.
@@ -315,54 +317,59 @@ impl Space {
         resource_type: &str,
         resource_sid: &str,
         description: String,
-        mut data: Map<String, Value>,
-    ) -> Value {
-        data.insert("workspace_sid".into(), json!(self.workspace.sid));
-        data.insert("workspace_name".into(), json!(self.workspace.friendly_name));
-        data.insert("account_sid".into(), json!(self.workspace.account_sid));
-        data.insert("resource_type".into(), json!(resource_type));
-        data.insert("resource_sid".into(), json!(resource_sid));
-        data.insert("description".into(), json!(description));
-        data.insert("timestamp_ms".into(), json!(self.now));
-        Value::Object(data)
+        mut data: EventData,
+    ) -> String {
+        data.text("workspace_sid", &self.workspace.sid)
+            .text("workspace_name", &self.workspace.friendly_name)
+            .text("account_sid", &self.workspace.account_sid)
+            .text("resource_type", resource_type)
+            .text("resource_sid", resource_sid)
+            .text("description", &description)
+            .number("timestamp_ms", self.now);
+        data.into_json()
     }
 
-    fn task_data(&self, task: &Task) -> Map<String, Value> {
-        let mut data = Map::new();
-        data.insert("task_sid".into(), json!(task.sid));
-        data.insert("task_attributes".into(), json!(task.attributes_text));
-        data.insert("task_age".into(), json!(task.age_seconds(self.now)));
-        data.insert("task_priority".into(), json!(task.priority));
-        data.insert("task_assignment_status".into(), json!(task.status.as_str()));
-        data.insert(
-            "task_channel_unique_name".into(),
-            json!(self.channel_name(&task.task_channel_sid)),
-        );
-        if let Some(queue) = task.queue_sid.as_deref() {
-            data.insert("task_queue_sid".into(), json!(queue));
+    fn task_data(&self, task: &Task) -> EventData {
+        self.task_data_in(task, task.queue_sid.as_deref())
+    }
+
+    /// A task's fields, with `queue` as its queue (a reservation's queue for its events).
+    fn task_data_in(&self, task: &Task, queue: Option<&str>) -> EventData {
+        let mut data = EventData::default();
+        data.text("task_sid", &task.sid)
+            .text("task_attributes", &task.attributes_text)
+            .number("task_age", task.age_seconds(self.now))
+            .number("task_priority", task.priority)
+            .text("task_assignment_status", task.status.as_str())
+            .text(
+                "task_channel_unique_name",
+                self.channel_name(&task.task_channel_sid),
+            );
+        if let Some(queue) = queue {
+            data.text("task_queue_sid", queue);
             if let Some(q) = self.queues.get(queue) {
-                data.insert("task_queue_name".into(), json!(q.friendly_name));
+                data.text("task_queue_name", &q.friendly_name);
             }
         }
         if let Some(workflow) = task.workflow_sid.as_deref() {
-            data.insert("workflow_sid".into(), json!(workflow));
+            data.text("workflow_sid", workflow);
             if let Some(w) = self.workflows.get(workflow) {
-                data.insert("workflow_name".into(), json!(w.friendly_name));
+                data.text("workflow_name", &w.friendly_name);
             }
         }
         data
     }
 
-    fn worker_data(&self, worker: &Worker, data: &mut Map<String, Value>) {
-        data.insert("worker_sid".into(), json!(worker.sid));
-        data.insert("worker_name".into(), json!(worker.friendly_name));
-        data.insert("worker_attributes".into(), json!(worker.attributes_text));
-        data.insert("worker_activity_sid".into(), json!(worker.activity_sid));
-        data.insert(
-            "worker_activity_name".into(),
-            json!(self.activity_name(&worker.activity_sid)),
-        );
-        data.insert("worker_version".into(), json!(worker.version));
+    fn worker_data(&self, worker: &Worker, data: &mut EventData) {
+        data.text("worker_sid", &worker.sid)
+            .text("worker_name", &worker.friendly_name)
+            .text("worker_attributes", &worker.attributes_text)
+            .text("worker_activity_sid", &worker.activity_sid)
+            .text(
+                "worker_activity_name",
+                self.activity_name(&worker.activity_sid),
+            )
+            .number("worker_version", worker.version);
     }
 
     fn task_event(&self, fx: &mut Effects, event_type: &str, task: &Task, description: String) {
@@ -385,18 +392,20 @@ impl Space {
     }
 
     /// What a reservation's events carry: the task's, the worker's and the reservation's fields.
-    pub fn reservation_data(&self, reservation_sid: &str) -> Option<(String, Map<String, Value>)> {
+    pub fn reservation_data(&self, reservation_sid: &str) -> Option<(String, EventData)> {
         let reservation = self.reservations.get(reservation_sid)?;
-        let mut data = self
-            .tasks
-            .get(&reservation.task_sid)
-            .map(|t| self.task_data(t))
-            .unwrap_or_default();
+        let mut data = match self.tasks.get(&reservation.task_sid) {
+            Some(task) => self.task_data_in(task, Some(&reservation.queue_sid)),
+            None => {
+                let mut data = EventData::default();
+                data.text("task_queue_sid", &reservation.queue_sid);
+                data
+            }
+        };
         if let Some(worker) = self.workers.get(&reservation.worker_sid) {
             self.worker_data(worker, &mut data);
         }
-        data.insert("reservation_sid".into(), json!(reservation.sid));
-        data.insert("task_queue_sid".into(), json!(reservation.queue_sid));
+        data.text("reservation_sid", &reservation.sid);
         let description = format!(
             "Reservation {} {} for worker {}",
             reservation.sid,
@@ -410,7 +419,7 @@ impl Space {
         let Some(worker) = self.workers.get(worker_sid) else {
             return;
         };
-        let mut data = Map::new();
+        let mut data = EventData::default();
         self.worker_data(worker, &mut data);
         let description = format!("Worker {} {event_type}", worker.friendly_name);
         self.event(fx, event_type, "worker", worker_sid, description, data);
@@ -585,17 +594,11 @@ impl Space {
         self.file(worker_sid);
         touch(&mut fx.workers, worker_sid);
         if let Some(worker) = self.workers.get(worker_sid) {
-            let mut data = Map::new();
+            let mut data = EventData::default();
             self.worker_data(worker, &mut data);
-            data.insert("worker_previous_activity_sid".into(), json!(previous));
-            data.insert(
-                "worker_time_in_previous_activity".into(),
-                json!(time_in_previous / 1000),
-            );
-            data.insert(
-                "worker_time_in_previous_activity_ms".into(),
-                json!(time_in_previous),
-            );
+            data.text("worker_previous_activity_sid", &previous)
+                .number("worker_time_in_previous_activity", time_in_previous / 1000)
+                .number("worker_time_in_previous_activity_ms", time_in_previous);
             let description = format!(
                 "Worker {} updated to {} Activity",
                 worker.friendly_name,
@@ -761,7 +764,7 @@ impl Space {
         if let Some(task) = self.tasks.get(task_sid) {
             let mut data = self.task_data(task);
             if let Some(name) = &filter_name {
-                data.insert("workflow_filter_name".into(), json!(name));
+                data.text("workflow_filter_name", name);
             }
             let description = format!("Task {task_sid} entered its workflow");
             self.event(fx, "workflow.entered", "task", task_sid, description, data);
@@ -813,9 +816,9 @@ impl Space {
         touch(&mut fx.tasks, task_sid);
         if let Some(task) = self.tasks.get(task_sid) {
             let mut data = self.task_data(task);
-            data.insert("target_index".into(), json!(index));
+            data.number("target_index", index as i64);
             if let Some(expression) = &target.expression {
-                data.insert("target_expression".into(), json!(expression.text()));
+                data.text("target_expression", expression.text());
             }
             self.event(
                 fx,
@@ -1522,7 +1525,7 @@ impl Space {
         touch(&mut fx.tasks, task_sid);
         if let Some(task) = self.tasks.get(task_sid) {
             let mut data = self.task_data(task);
-            data.insert("task_canceled_reason".into(), json!(reason));
+            data.text("task_canceled_reason", reason);
             self.event(
                 fx,
                 "task.canceled",
@@ -1589,7 +1592,7 @@ impl Space {
         touch(&mut fx.tasks, task_sid);
         if let Some(task) = self.tasks.get(task_sid) {
             let mut data = self.task_data(task);
-            data.insert("task_completed_reason".into(), json!(reason));
+            data.text("task_completed_reason", reason);
             self.event(
                 fx,
                 "task.completed",
