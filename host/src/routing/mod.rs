@@ -49,11 +49,27 @@ pub struct Routing {
     inner: Arc<Inner>,
 }
 
+/// A workspace in memory, beside the account that owns it. The owner never changes, so checking
+/// it (every request does) takes no turn on the workspace's lock.
+struct Held {
+    account_sid: String,
+    space: Arc<Mutex<Space>>,
+}
+
+impl Held {
+    fn new(space: Space) -> Held {
+        Held {
+            account_sid: space.workspace.account_sid.clone(),
+            space: Arc::new(Mutex::new(space)),
+        }
+    }
+}
+
 struct Inner {
     db: Db,
     writer: Writer,
     clock: Clock,
-    spaces: RwLock<HashMap<String, Arc<Mutex<Space>>>>,
+    spaces: RwLock<HashMap<String, Held>>,
     timers: Timers,
     modules: OnceLock<Modules>,
     callbacks: callbacks::Callbacks,
@@ -141,7 +157,7 @@ impl Routing {
                 .spaces
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(sid, Arc::new(Mutex::new(space)));
+                .insert(sid, Held::new(space));
         }
         let routing = self.clone();
         tokio::spawn(async move { routing.run_timers().await });
@@ -194,20 +210,19 @@ impl Routing {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(workspace_sid)
-            .cloned()
+            .map(|held| held.space.clone())
     }
 
     /// The workspace, when it belongs to the account (another account's is a 404, never a 403).
     pub fn space(&self, account_sid: &str, workspace_sid: &str) -> ApiResult<Arc<Mutex<Space>>> {
-        let space = self
-            .space_by_sid(workspace_sid)
-            .ok_or_else(|| ApiError::not_found(workspace_sid))?;
-        let owned = lock(&space).workspace.account_sid == account_sid;
-        if owned {
-            Ok(space)
-        } else {
-            Err(ApiError::not_found(workspace_sid))
-        }
+        self.inner
+            .spaces
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(workspace_sid)
+            .filter(|held| held.account_sid == account_sid)
+            .map(|held| held.space.clone())
+            .ok_or_else(|| ApiError::not_found(workspace_sid))
     }
 
     /// Reads a workspace under its lock.
@@ -825,7 +840,7 @@ impl Routing {
             .spaces
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(sid, Arc::new(Mutex::new(space)));
+            .insert(sid, Held::new(space));
     }
 
     /// Drops a workspace from memory (it has just been deleted).
@@ -898,15 +913,14 @@ impl Routing {
         let spaces = self.inner.spaces.read().unwrap_or_else(|p| p.into_inner());
         let mut owned: Vec<(i64, String, Arc<Mutex<Space>>)> = spaces
             .values()
-            .filter_map(|space| {
-                let guard = lock(space);
-                (guard.workspace.account_sid == account_sid).then(|| {
-                    (
-                        guard.workspace.date_created,
-                        guard.workspace.sid.clone(),
-                        space.clone(),
-                    )
-                })
+            .filter(|held| held.account_sid == account_sid)
+            .map(|held| {
+                let guard = lock(&held.space);
+                (
+                    guard.workspace.date_created,
+                    guard.workspace.sid.clone(),
+                    held.space.clone(),
+                )
             })
             .collect();
         owned.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));

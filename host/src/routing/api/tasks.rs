@@ -90,14 +90,12 @@ pub async fn create_task(
         .routing
         .create_task(&caller.account_sid, &ws, task)
         .await?;
-    state.routing.read(&caller.account_sid, &ws, |space| {
+    // The body is serialized after the lock is let go: other requests wait on it meanwhile.
+    let (view, version) = state.routing.read(&caller.account_sid, &ws, |space| {
         let live = space.tasks.get(&sid).unwrap_or(&task);
-        Ok(versioned(
-            StatusCode::CREATED,
-            views::task(&caller.base, space, live, true),
-            live.version,
-        ))
-    })
+        Ok((views::task(&caller.base, space, live, true), live.version))
+    })?;
+    Ok(versioned(StatusCode::CREATED, view, version))
 }
 
 #[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Tasks", tag = "work distribution", security(("account" = [])),
