@@ -1143,6 +1143,59 @@ async fn finished_tasks_are_listed_a_page_at_a_time_with_their_filters() {
     let mut reversed = every.clone();
     reversed.reverse();
     assert_eq!(every_newest_first, reversed);
+    // A queue or workflow named stands for its sid; a name nobody has, or one that disagrees with
+    // the sid given beside it, lists nothing.
+    let (by_names, _) = task_pages(
+        &app,
+        &tenant,
+        &ws.path(
+            "Tasks?AssignmentStatus=canceled&TaskQueueName=line&WorkflowName=router&PageSize=3",
+        ),
+    )
+    .await;
+    assert_eq!(by_names, oldest_first);
+    let (all_in_line, _) = task_pages(
+        &app,
+        &tenant,
+        &ws.path("Tasks?TaskQueueName=line&PageSize=2"),
+    )
+    .await;
+    assert_eq!(all_in_line, every);
+    let disagreeing = format!("TaskQueueName=line&TaskQueueSid={other}");
+    for nothing in [
+        "TaskQueueName=nobody",
+        "WorkflowName=nobody",
+        disagreeing.as_str(),
+    ] {
+        let (listed, pages) = task_pages(
+            &app,
+            &tenant,
+            &ws.path(&format!("Tasks?AssignmentStatus=canceled&{nothing}")),
+        )
+        .await;
+        assert!(listed.is_empty(), "{nothing} lists nothing");
+        assert_eq!(pages, 1);
+    }
+    // Live and finished statuses together: the waiting task and the canceled ones, the same
+    // through the database a page at a time as through the filter that needs memory.
+    let mixed = ws.path("Tasks?AssignmentStatus=pending&AssignmentStatus=canceled");
+    let (both, pages) = task_pages(&app, &tenant, &format!("{mixed}&PageSize=2")).await;
+    assert_eq!(pages, 3);
+    let (both_evaluated, _) = task_pages(
+        &app,
+        &tenant,
+        &format!("{mixed}&EvaluateTaskAttributes=n%20%3C%2010&PageSize=4"),
+    )
+    .await;
+    assert_eq!(both, both_evaluated);
+    assert_eq!(both, every, "every task is pending or canceled");
+    let (pending_in_line, _) = task_pages(
+        &app,
+        &tenant,
+        &ws.path("Tasks?AssignmentStatus=pending&TaskQueueName=line"),
+    )
+    .await;
+    assert_eq!(pending_in_line, vec![waiting.clone()]);
     let listed = get(&app, &tenant, &ws.path("Tasks?PageSize=5")).await;
     let shown = listed["tasks"]
         .as_array()

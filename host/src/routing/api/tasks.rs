@@ -127,30 +127,55 @@ pub async fn list_tasks(
     let path = format!("/v1/Workspaces/{ws}/Tasks");
     let ordering = query.get("Ordering").unwrap_or("DateCreated:asc");
     let descending = ordering.to_ascii_lowercase().ends_with(":desc");
-    // A list of finished tasks alone (the history), or of every task unfiltered, is read a page
-    // at a time from the database, where every acknowledged task has its row; live tasks are then
-    // shown as memory holds them. Filters that need memory or expressions take the long way below.
-    let finished_only = !statuses.is_empty()
+    // Every live task is in memory; the stored rows only add the finished ones.
+    let live_only = !statuses.is_empty()
         && statuses
             .iter()
-            .all(|s| TaskStatus::parse(s).is_some_and(TaskStatus::is_final));
-    let unfiltered = query
-        .0
-        .iter()
-        .all(|(key, _)| matches!(key.as_str(), "PageSize" | "Page" | "PageToken" | "Ordering"));
-    let history = finished_only
+            .all(|s| TaskStatus::parse(s).is_some_and(|s| !s.is_final()));
+    let (queue, workflow) = {
+        let guard = lock(&space);
+        (
+            SidFilter::of(
+                query.get("TaskQueueSid"),
+                query.get("TaskQueueName"),
+                guard.queues.values().map(|q| (&q.friendly_name, &q.sid)),
+            ),
+            SidFilter::of(
+                query.get("WorkflowSid"),
+                query.get("WorkflowName"),
+                guard.workflows.values().map(|w| (&w.friendly_name, &w.sid)),
+            ),
+        )
+    };
+    // A list that needs stored rows (no status, or a finished one among them) is read a page at a
+    // time from the database, where every acknowledged task has its row, unless it filters on
+    // attributes or orders by priority; live tasks are then shown as memory holds them. Names of
+    // queues and workflows are turned into their sids first.
+    if !live_only
         && expression.is_none()
-        && query.get("TaskQueueName").is_none()
-        && query.get("WorkflowName").is_none();
-    if (history || unfiltered) && !ordering.starts_with("Priority") {
+        && !ordering.starts_with("Priority")
+        && queue.resolved()
+        && workflow.resolved()
+    {
         let page = PageRequest::of(&query)?;
+        if queue.is_nothing() || workflow.is_nothing() {
+            return Ok(page_envelope_of(
+                &caller.base,
+                &path,
+                "tasks",
+                &query,
+                page,
+                Vec::new(),
+                false,
+            ));
+        }
         let stored = crate::routing::store::task_page(
             state.routing.db(),
             &ws,
             &TaskPage {
                 statuses: &statuses,
-                workflow_sid: query.get("WorkflowSid"),
-                queue_sid: query.get("TaskQueueSid"),
+                workflow_sid: workflow.sid(),
+                queue_sid: queue.sid(),
                 priority,
                 descending,
                 offset: page.offset(),
@@ -163,10 +188,11 @@ pub async fn list_tasks(
         let items = stored
             .iter()
             .take(page.size)
-            .map(|s| {
-                let task = guard.tasks.get(&s.task.sid).unwrap_or(&s.task);
-                views::task(&caller.base, &guard, task, true)
-            })
+            .map(|s| guard.tasks.get(&s.task.sid).unwrap_or(&s.task))
+            // A live task's row can trail memory by the commit under way: shown as it is now,
+            // it must still be what the list asks for.
+            .filter(|task| statuses.is_empty() || statuses.contains(&task.status.as_str()))
+            .map(|task| views::task(&caller.base, &guard, task, true))
             .collect();
         return Ok(page_envelope_of(
             &caller.base,
@@ -178,11 +204,6 @@ pub async fn list_tasks(
             more,
         ));
     }
-    // Every live task is in memory; the stored rows only add the finished ones.
-    let live_only = !statuses.is_empty()
-        && statuses
-            .iter()
-            .all(|s| TaskStatus::parse(s).is_some_and(|s| !s.is_final()));
     let stored = if live_only {
         Vec::new()
     } else {
@@ -250,6 +271,59 @@ pub async fn list_tasks(
     rendered_envelope(&caller.base, &path, "tasks", &query, matching, |task| {
         views::task(&caller.base, &guard, task, true)
     })
+}
+
+/// A task list's filter on its queue or workflow, given by sid, by name or both.
+enum SidFilter {
+    /// Neither given.
+    Any,
+    /// The tasks of this one.
+    Only(String),
+    /// The sid and the name disagree, or no such name: no task can match.
+    Nothing,
+    /// The name is shared by several: only the in-memory filter can tell.
+    Several,
+}
+
+impl SidFilter {
+    fn of<'a>(
+        sid: Option<&str>,
+        name: Option<&str>,
+        named: impl Iterator<Item = (&'a String, &'a String)>,
+    ) -> SidFilter {
+        let by_name = match name {
+            None => None,
+            Some(name) => {
+                let mut sids = named.filter(|(n, _)| n.as_str() == name).map(|(_, s)| s);
+                match (sids.next(), sids.next()) {
+                    (None, _) => return SidFilter::Nothing,
+                    (Some(sid), None) => Some(sid.as_str()),
+                    (Some(_), Some(_)) => return SidFilter::Several,
+                }
+            }
+        };
+        match (sid, by_name) {
+            (None, None) => SidFilter::Any,
+            (Some(sid), None) | (None, Some(sid)) => SidFilter::Only(sid.to_string()),
+            (Some(given), Some(named)) if given == named => SidFilter::Only(given.to_string()),
+            (Some(_), Some(_)) => SidFilter::Nothing,
+        }
+    }
+
+    fn resolved(&self) -> bool {
+        !matches!(self, SidFilter::Several)
+    }
+
+    fn is_nothing(&self) -> bool {
+        matches!(self, SidFilter::Nothing)
+    }
+
+    fn sid(&self) -> Option<&str> {
+        match self {
+            SidFilter::Only(sid) => Some(sid),
+            _ => None,
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{Sid}", tag = "work distribution", security(("account" = [])),
