@@ -77,7 +77,7 @@ pub fn channel_row(workspace_sid: &str, c: &TaskChannel) -> Statement {
 }
 
 pub fn worker_row(workspace_sid: &str, w: &Worker) -> Statement {
-    Statement::new(
+    Statement::row(
         "INSERT INTO workers (sid, workspace_sid, friendly_name, attributes, activity_sid, date_status_changed, idle_since, version, date_created, date_updated)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (sid) DO UPDATE SET friendly_name = excluded.friendly_name, attributes = excluded.attributes,
@@ -164,7 +164,7 @@ pub fn workflow_row(workspace_sid: &str, w: &Workflow) -> Statement {
 
 pub fn task_row(workspace_sid: &str, t: &Task) -> Statement {
     let route = t.route.as_ref();
-    Statement::new(
+    Statement::row(
         "INSERT INTO tasks (sid, workspace_sid, workflow_sid, task_queue_sid, task_channel_sid, attributes, priority, timeout, assignment_status, reason, virtual_start_time, task_queue_entered_date, filter_index, target_index, step_deadline, routing_targets, assignment_count, call_sid, version, date_created, date_updated)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
          ON CONFLICT (sid) DO UPDATE SET task_queue_sid = excluded.task_queue_sid, attributes = excluded.attributes,
@@ -201,7 +201,7 @@ pub fn task_row(workspace_sid: &str, t: &Task) -> Statement {
 }
 
 pub fn reservation_row(workspace_sid: &str, r: &Reservation) -> Statement {
-    Statement::new(
+    Statement::row(
         "INSERT INTO reservations (sid, task_sid, worker_sid, workspace_sid, task_queue_sid, reservation_status, timeout_at, previous_activity_sid, version, date_created, date_updated)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (sid) DO UPDATE SET reservation_status = excluded.reservation_status, timeout_at = excluded.timeout_at,

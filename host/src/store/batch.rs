@@ -102,6 +102,8 @@ pub struct Statement {
     pub params: Vec<Param>,
     /// Set for rows appended to a log table: `(table, columns)`.
     append: Option<(&'static str, &'static str)>,
+    /// Set for row writes (see [`Statement::row`]).
+    row: bool,
 }
 
 impl Statement {
@@ -110,6 +112,21 @@ impl Statement {
             sql,
             params,
             append: None,
+            row: false,
+        }
+    }
+
+    /// A row write that may join others of its kind: `INSERT INTO t (sid, ...) VALUES ($1, ...)
+    /// ON CONFLICT (sid) DO UPDATE SET ...`, its parameters numbered in order, the first one the
+    /// row's key, writing the whole current state of the row (the columns a conflict leaves alone
+    /// never change). On PostgreSQL, where every statement is a round trip, the writer writes a
+    /// batch's rows of one kind with multi-row statements, the last write of each key winning:
+    /// a task create's task, reservation and worker rows then cost three statements per batch
+    /// instead of three per task.
+    pub fn row(sql: &'static str, params: Vec<Param>) -> Self {
+        Statement {
+            row: true,
+            ..Statement::new(sql, params)
         }
     }
 
@@ -122,6 +139,15 @@ impl Statement {
             sql: "",
             params,
             append: Some((table, columns)),
+            row: false,
+        }
+    }
+
+    /// A row write's key: its first parameter.
+    fn key(&self) -> Option<&str> {
+        match self.params.first() {
+            Some(Param::Text(Some(key))) => Some(key),
+            _ => None,
         }
     }
 
@@ -427,6 +453,90 @@ fn insert_sql(rows: &[&Statement], verb: &str) -> Option<(String, usize)> {
     Some((sql, width))
 }
 
+/// Writes row writes on PostgreSQL: per kind, the last write of each key, up to
+/// [`ROWS_PER_INSERT`] rows per statement.
+async fn write_rows(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[&Statement],
+) -> Result<(), sqlx::Error> {
+    for kind in last_writes_by_kind(rows) {
+        for chunk in kind.chunks(ROWS_PER_INSERT) {
+            let merged = match chunk {
+                [_, _, ..] => rows_sql(chunk),
+                _ => None,
+            };
+            let Some(sql) = merged else {
+                for row in chunk {
+                    row.execute(conn).await?;
+                }
+                continue;
+            };
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for row in chunk {
+                for param in &row.params {
+                    query = param.bind(query);
+                }
+            }
+            query.execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Row writes grouped by kind (their statement), kinds in the order they first come, and of
+/// each key only its last write, which holds the row's latest state.
+fn last_writes_by_kind<'s>(rows: &[&'s Statement]) -> Vec<Vec<&'s Statement>> {
+    let mut last = std::collections::HashMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    for (index, row) in rows.iter().enumerate() {
+        last.insert((row.sql, row.key()), index);
+        if !order.contains(&row.sql) {
+            order.push(row.sql);
+        }
+    }
+    let mut kinds: Vec<Vec<&Statement>> = vec![Vec::new(); order.len()];
+    for (index, row) in rows.iter().enumerate() {
+        let kind = order.iter().position(|sql| *sql == row.sql);
+        if last.get(&(row.sql, row.key())) == Some(&index)
+            && let Some(kind) = kind.and_then(|k| kinds.get_mut(k))
+        {
+            kind.push(row);
+        }
+    }
+    kinds
+}
+
+/// One statement writing rows of one kind: the row write's insert with a values list per row,
+/// parameters numbered on across the rows, and its conflict clause. `None` when the statement is
+/// not of the shape [`Statement::row`] asks for.
+fn rows_sql(rows: &[&Statement]) -> Option<String> {
+    let sql = rows.first()?.sql;
+    let values = sql.find("VALUES")?;
+    let head = sql[..values].trim_end();
+    let after = sql[values + "VALUES".len()..].trim_start();
+    let close = after.strip_prefix('(')?.find(')')? + 1;
+    let conflict = after[close + 1..].trim_start();
+    let width = rows[0].params.len();
+    if width == 0 || rows.iter().any(|row| row.params.len() != width) {
+        return None;
+    }
+    let mut merged = format!("{head} VALUES ");
+    for row in 0..rows.len() {
+        merged.push_str(if row == 0 { "(" } else { ",(" });
+        for column in 0..width {
+            if column > 0 {
+                merged.push(',');
+            }
+            merged.push('$');
+            merged.push_str(&(row * width + column + 1).to_string());
+        }
+        merged.push(')');
+    }
+    merged.push(' ');
+    merged.push_str(conflict);
+    Some(merged)
+}
+
 /// Commits a batch on PostgreSQL. The event log's inserts return their sequence numbers. The
 /// log's lock is held, so no other host draws from its sequence meanwhile and one insert's numbers
 /// rise in the order of its rows.
@@ -438,9 +548,20 @@ async fn commit(
     use sqlx::Connection;
     let mut tx = conn.begin().await?;
     let (plain, appended) = split(batch);
+    // Row writes wait to be written together until another statement comes, which may read or
+    // change what they write; rows of different kinds write different tables, so their order
+    // among themselves does not matter.
+    let mut rows = Vec::new();
     for statement in plain {
+        if statement.row && statement.key().is_some() {
+            rows.push(statement);
+            continue;
+        }
+        write_rows(&mut tx, &rows).await?;
+        rows.clear();
         statement.execute(&mut tx).await?;
     }
+    write_rows(&mut tx, &rows).await?;
     if appends_events(batch) {
         db.lock_event_log(&mut tx).await?;
     }
@@ -487,6 +608,56 @@ mod tests {
             "INSERT INTO queues (sid, account_sid, friendly_name, max_size, average_wait_ms, dequeued_count, date_created, date_updated) VALUES ($1, 'AC1', $1, 1, 0, 0, 0, 0)",
             vec![sid.into()],
         )
+    }
+
+    fn worker(sid: &str, version: i64) -> Statement {
+        Statement::row(
+            "INSERT INTO workers (sid, version)\n VALUES ($1, $2)\n ON CONFLICT (sid) DO UPDATE SET version = excluded.version",
+            vec![sid.into(), version.into()],
+        )
+    }
+
+    #[test]
+    fn row_writes_of_one_kind_become_one_statement_numbered_on_across_the_rows() {
+        let (a, b) = (worker("WK1", 1), worker("WK2", 1));
+        assert_eq!(
+            rows_sql(&[&a, &b]).as_deref(),
+            Some(
+                "INSERT INTO workers (sid, version) VALUES ($1,$2),($3,$4) ON CONFLICT (sid) DO UPDATE SET version = excluded.version"
+            )
+        );
+        let odd = Statement::row("UPDATE workers SET version = $2 WHERE sid = $1", vec![]);
+        assert_eq!(rows_sql(&[&odd, &odd]), None, "not a row write's shape");
+    }
+
+    #[test]
+    fn of_each_key_only_the_last_write_is_kept_and_kinds_keep_their_first_place() {
+        let first = worker("WK1", 1);
+        let task = Statement::row(
+            "INSERT INTO tasks (sid) VALUES ($1) ON CONFLICT (sid) DO NOTHING",
+            vec!["WT1".into()],
+        );
+        let other = worker("WK2", 1);
+        let last = worker("WK1", 2);
+        let kinds = last_writes_by_kind(&[&first, &task, &other, &last]);
+        let shown: Vec<Vec<(Option<&str>, String)>> = kinds
+            .iter()
+            .map(|kind| {
+                kind.iter()
+                    .map(|row| (row.key(), format!("{:?}", row.params.get(1))))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                vec![
+                    (Some("WK2"), "Some(Int(Some(1)))".to_string()),
+                    (Some("WK1"), "Some(Int(Some(2)))".to_string()),
+                ],
+                vec![(Some("WT1"), "None".to_string())],
+            ]
+        );
     }
 
     /// A writer on a new SQLite database; the directory lives as long as the first element.
