@@ -96,7 +96,6 @@ async fn read_stream(readers: Readers, timed: bool, ready: tokio::sync::mpsc::Se
         last_sequence: after,
         ..Seen::default()
     };
-    let mut counted = false;
     let mut socket = TcpStream::connect(addr)
         .await
         .expect("connect a subscriber");
@@ -107,10 +106,17 @@ async fn read_stream(readers: Readers, timed: bool, ready: tokio::sync::mpsc::Se
         .write_all(request.as_bytes())
         .await
         .expect("send the request");
-    // Lines are found with `memchr` and the socket is read straight into the buffer: the readers
-    // share the host's cores, so what they spend per event is taken from the fan-out measured.
+    // The readers share the host's cores, so what they spend per event is taken from the
+    // fan-out measured: the socket is read straight into the buffer, and only complete frames are
+    // looked at, each found by its `id:` line with precomputed finders (every frame starts on a
+    // line of its own, after the blank line that ends the one before), its number parsed from
+    // the bytes. The data line is read by the timed readers alone.
     let mut buffer: Vec<u8> = Vec::with_capacity(1 << 17);
     let mut announced = false;
+    let id_line = memchr::memmem::Finder::new(b"\nid: ");
+    let blank_line = memchr::memmem::Finder::new(b"\n\n");
+    let last_blank_line = memchr::memmem::FinderRev::new(b"\n\n");
+    let published_field = memchr::memmem::Finder::new(b"\"published_us\":");
     while !stop.load(Ordering::Relaxed) {
         let target = last_published.load(Ordering::Relaxed);
         if target > 0 && seen.last_sequence >= target {
@@ -123,44 +129,49 @@ async fn read_stream(readers: Readers, timed: bool, ready: tokio::sync::mpsc::Se
             Err(_) => continue,
         }
         let now_us = epoch.elapsed().as_micros() as u64;
-        let mut consumed = 0;
-        for end in memchr::memchr_iter(b'\n', &buffer) {
-            let line = &buffer[consumed..end];
-            consumed = end + 1;
-            if !announced && line.starts_with(b": connected") {
-                announced = true;
-                let _ = ready.send(()).await;
-            } else if let Some(id) = line.strip_prefix(b"id: ") {
-                let sequence: i64 = std::str::from_utf8(id)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok())
-                    .unwrap_or(0);
-                counted = sequence > after;
-                if counted {
-                    seen.events += 1;
-                    if sequence <= seen.last_sequence {
-                        seen.out_of_order += 1;
-                    }
-                    seen.last_sequence = seen.last_sequence.max(sequence);
-                }
-            } else if timed && counted && line.starts_with(b"data: ") {
-                let published = memchr::memmem::find(line, b"\"published_us\":").and_then(|at| {
-                    let digits = &line[at + 15..];
-                    let length = digits.iter().take_while(|b| b.is_ascii_digit()).count();
-                    std::str::from_utf8(&digits[..length])
-                        .ok()?
-                        .parse::<u64>()
-                        .ok()
-                });
-                if let Some(published) = published {
+        if !announced && memchr::memmem::find(&buffer, b"\n: connected").is_some() {
+            announced = true;
+            let _ = ready.send(()).await;
+        }
+        // Frames end with a blank line; what follows the last one waits for the next read.
+        let Some(last_end) = last_blank_line.rfind(&buffer) else {
+            continue;
+        };
+        let complete = &buffer[..last_end + 2];
+        for at in id_line.find_iter(complete) {
+            let frame = &complete[at + 5..];
+            let digits = frame.iter().take_while(|b| b.is_ascii_digit()).count();
+            let sequence = digits_value(&frame[..digits]) as i64;
+            if sequence <= after {
+                continue;
+            }
+            seen.events += 1;
+            if sequence <= seen.last_sequence {
+                seen.out_of_order += 1;
+            }
+            seen.last_sequence = seen.last_sequence.max(sequence);
+            if timed {
+                let frame = &frame[..blank_line.find(frame).unwrap_or(frame.len())];
+                if let Some(field) = published_field.find(frame) {
+                    let value = &frame[field + 15..];
+                    let length = value.iter().take_while(|b| b.is_ascii_digit()).count();
+                    let published = digits_value(&value[..length]);
                     seen.latencies
                         .push(Duration::from_micros(now_us.saturating_sub(published)));
                 }
             }
         }
-        buffer.drain(..consumed);
+        // The blank line's last newline stays: it starts the next frame's `id:` line.
+        buffer.drain(..last_end + 1);
     }
     seen
+}
+
+/// The number a run of ASCII digits writes.
+fn digits_value(digits: &[u8]) -> u64 {
+    digits
+        .iter()
+        .fold(0u64, |value, digit| value * 10 + u64::from(digit - b'0'))
 }
 
 /// Publishes `total` events at `rate` per second (open loop); answers each publish call's
