@@ -426,30 +426,27 @@ fn take_live(
     (batch, behind)
 }
 
-/// The SSE body: a comment to open, then each batch of frames as one piece, and a keep-alive
-/// comment when nothing happens.
+/// The SSE body: a comment to open, then each batch's frames, and a keep-alive comment when
+/// nothing happens. A batch's pieces go out as they are, slices of runs that every stream of the
+/// channel shares: hyper writes them together with one vectored write, so nothing is copied per
+/// stream.
 fn sse_frames(follower: Follower) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    use futures::StreamExt;
     let opening = futures::stream::once(async { Ok(Bytes::from_static(b": connected\n\n")) });
     let frames = futures::stream::unfold(follower, |mut follower| async move {
         let batch = follower.next_batch().await?;
-        let chunk = match batch.as_slice() {
-            [] => Bytes::from_static(b": keep-alive\n\n"),
-            [piece] => piece.run.frames(piece.from, piece.to),
-            _ => {
-                let frames: Vec<Bytes> = batch
-                    .iter()
-                    .map(|piece| piece.run.frames(piece.from, piece.to))
-                    .collect();
-                let mut chunk = BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
-                for piece in &frames {
-                    chunk.extend_from_slice(piece);
-                }
-                chunk.freeze()
-            }
+        let chunks: Vec<Bytes> = if batch.is_empty() {
+            vec![Bytes::from_static(b": keep-alive\n\n")]
+        } else {
+            batch
+                .iter()
+                .map(|piece| piece.run.frames(piece.from, piece.to))
+                .collect()
         };
-        Some((Ok(chunk), follower))
-    });
-    futures::StreamExt::chain(opening, frames)
+        Some((chunks, follower))
+    })
+    .flat_map(|chunks| futures::stream::iter(chunks.into_iter().map(Ok)));
+    opening.chain(frames)
 }
 
 /// The WebSocket form: one text message per event (its CloudEvent JSON). What the client sends
