@@ -25,7 +25,7 @@ use crate::api::auth::Tenant;
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::AppState;
 
-/// Events written to a connection in one piece at most.
+/// Events taken for one write to a connection at most.
 const BATCH: usize = 256;
 /// A comment line this often keeps idle connections (and the proxies between) open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
