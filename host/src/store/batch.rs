@@ -520,6 +520,15 @@ fn rows_sql(rows: &[&Statement]) -> Option<String> {
     if width == 0 || rows.iter().any(|row| row.params.len() != width) {
         return None;
     }
+    // The rows' parameters are bound one row after the other, so the values must be `$1` to
+    // `$n` in order: anything else is written row by row.
+    let in_order = after[1..close]
+        .split(',')
+        .map(str::trim)
+        .eq((1..=width).map(|n| format!("${n}")));
+    if !in_order {
+        return None;
+    }
     let mut merged = format!("{head} VALUES ");
     for row in 0..rows.len() {
         merged.push_str(if row == 0 { "(" } else { ",(" });
@@ -628,6 +637,15 @@ mod tests {
         );
         let odd = Statement::row("UPDATE workers SET version = $2 WHERE sid = $1", vec![]);
         assert_eq!(rows_sql(&[&odd, &odd]), None, "not a row write's shape");
+        let swapped = Statement::row(
+            "INSERT INTO workers (version, sid) VALUES ($2, $1) ON CONFLICT (sid) DO NOTHING",
+            vec!["WK1".into(), 1.into()],
+        );
+        assert_eq!(
+            rows_sql(&[&swapped, &swapped]),
+            None,
+            "values out of order are written row by row"
+        );
     }
 
     #[test]
