@@ -439,7 +439,13 @@ fn insert_sql(rows: &[&Statement], verb: &str) -> Option<(String, usize)> {
     let (table, columns) = rows.first()?.append?;
     let width = columns.split(',').count();
     let mut sql = format!("{verb} INTO {table} ({columns}) VALUES ");
-    for row in 0..rows.len() {
+    push_values(&mut sql, rows.len(), width);
+    Some((sql, width))
+}
+
+/// Appends `rows` values lists of `width` parameters each, numbered `$1..` across the rows.
+fn push_values(sql: &mut String, rows: usize, width: usize) {
+    for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ",(" });
         for column in 0..width {
             if column > 0 {
@@ -450,7 +456,6 @@ fn insert_sql(rows: &[&Statement], verb: &str) -> Option<(String, usize)> {
         }
         sql.push(')');
     }
-    Some((sql, width))
 }
 
 /// Writes row writes on PostgreSQL: per kind, the last write of each key, up to
@@ -530,17 +535,7 @@ fn rows_sql(rows: &[&Statement]) -> Option<String> {
         return None;
     }
     let mut merged = format!("{head} VALUES ");
-    for row in 0..rows.len() {
-        merged.push_str(if row == 0 { "(" } else { ",(" });
-        for column in 0..width {
-            if column > 0 {
-                merged.push(',');
-            }
-            merged.push('$');
-            merged.push_str(&(row * width + column + 1).to_string());
-        }
-        merged.push(')');
-    }
+    push_values(&mut merged, rows.len(), width);
     merged.push(' ');
     merged.push_str(conflict);
     Some(merged)

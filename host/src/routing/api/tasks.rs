@@ -158,31 +158,24 @@ pub async fn list_tasks(
         && workflow.resolved()
     {
         let page = PageRequest::of(&query)?;
-        if queue.is_nothing() || workflow.is_nothing() {
-            return Ok(page_envelope_of(
-                &caller.base,
-                &path,
-                "tasks",
-                &query,
-                page,
-                Vec::new(),
-                false,
-            ));
-        }
-        let stored = crate::routing::store::task_page(
-            state.routing.db(),
-            &ws,
-            &TaskPage {
-                statuses: &statuses,
-                workflow_sid: workflow.sid(),
-                queue_sid: queue.sid(),
-                priority,
-                descending,
-                offset: page.offset(),
-                limit: page.size + 1,
-            },
-        )
-        .await?;
+        let stored = if queue.is_nothing() || workflow.is_nothing() {
+            Vec::new()
+        } else {
+            crate::routing::store::task_page(
+                state.routing.db(),
+                &ws,
+                &TaskPage {
+                    statuses: &statuses,
+                    workflow_sid: workflow.sid(),
+                    queue_sid: queue.sid(),
+                    priority,
+                    descending,
+                    offset: page.offset(),
+                    limit: page.size + 1,
+                },
+            )
+            .await?
+        };
         let more = stored.len() > page.size;
         let guard = lock(&space);
         let items = stored
