@@ -7,8 +7,6 @@
 //! serialization pass over the whole map: the largest share of the time a task create holds the
 //! lock. Written straight into one buffer, the same fields cost a copy each.
 
-use serde_json::Value;
-
 /// A JSON object under construction. Keys are written in the order they are added; each key is
 /// added once (the event's fields are distinct by construction).
 #[derive(Debug, Clone)]
@@ -48,14 +46,6 @@ impl EventData {
         self
     }
 
-    /// Adds a field holding any JSON value.
-    pub fn value(&mut self, key: &str, value: &Value) -> &mut Self {
-        self.key(key);
-        // Serializing a `Value` into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.json, value);
-        self
-    }
-
     /// The finished object as JSON text.
     pub fn into_json(mut self) -> String {
         self.json.push(b'}');
@@ -73,14 +63,13 @@ fn write_string(json: &mut Vec<u8>, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     #[test]
     fn fields_are_written_as_one_json_object_in_the_order_added() {
         let mut data = EventData::default();
         data.text("task_sid", "WT1")
             .number("task_age", -3)
-            .value("routing", &json!({"queue": "WQ1", "skills": [1, 2]}))
             .text("task_attributes", "{\"quote\":\"\\\"\"}\n\u{1}é");
         let text = data.into_json();
         assert!(text.starts_with("{\"task_sid\":\"WT1\",\"task_age\":-3,"));
@@ -90,7 +79,6 @@ mod tests {
             json!({
                 "task_sid": "WT1",
                 "task_age": -3,
-                "routing": {"queue": "WQ1", "skills": [1, 2]},
                 "task_attributes": "{\"quote\":\"\\\"\"}\n\u{1}é",
             })
         );
