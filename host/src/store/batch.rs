@@ -182,22 +182,7 @@ impl Writer {
         let (tx, rx) = mpsc::unbounded_channel();
         let (announce, events_committed) = watch::channel(0);
         match db.sqlite_path() {
-            Some(path) => {
-                let open = || {
-                    sqlite::open(path)
-                        .with_context(|| format!("could not open {} for writing", path.display()))
-                };
-                let (conn, checkpoint_conn) = (open()?, open()?);
-                let (checkpointer, wake) = std::sync::mpsc::channel();
-                std::thread::Builder::new()
-                    .name("switchboard-checkpoints".into())
-                    .spawn(move || sqlite::checkpoints(checkpoint_conn, wake))
-                    .context("could not start the database checkpoint thread")?;
-                std::thread::Builder::new()
-                    .name("switchboard-writer".into())
-                    .spawn(move || sqlite::write_batches(conn, rx, announce, checkpointer))
-                    .context("could not start the database writer thread")?;
-            }
+            Some(path) => sqlite::start(path, rx, announce, sqlite::Checkpointing::DEFAULT)?,
             None => {
                 let options = db
                     .postgres_options()

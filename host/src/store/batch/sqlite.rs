@@ -11,11 +11,23 @@
 //! with its own connection. Left to SQLite they would run inside whichever commit crosses the
 //! log's threshold, and every change waiting behind that commit would wait for the copy and its
 //! sync as well. A passive checkpoint never blocks the writer.
+//!
+//! The log starts over from its beginning only when a write transaction begins with every frame
+//! of it copied back. A checkpoint running beside a writer that never pauses copies back what was
+//! there when it started, while the writer appends more: the log would grow for as long as the
+//! writes go on (gigabytes in a few minutes of sustained load, every frame a newly allocated
+//! block of the file, and a restart after a crash reading all of it). So once the log is long,
+//! the checkpointer copies back without pausing until little is appended while it does, and the
+//! writer copies that short tail itself between two batches: its next transaction starts the log
+//! over, and the file is cut back to [`Checkpointing::file_limit`].
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
+use anyhow::Context;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, watch};
 
@@ -25,13 +37,73 @@ use super::{
     split,
 };
 
-/// The checkpointer's pause after each checkpoint: under a busy writer it copies the log back
-/// about ten times a second, each time what the commits since the last one wrote.
-const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
+/// Checkpoints in a row that a long log gets at most before its tail is handed to the writer.
+const CATCH_UP_PASSES: usize = 8;
+
+/// How often the write-ahead log is copied back, and when it is started over under writes that
+/// never pause.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Checkpointing {
+    /// The checkpointer's pause after each checkpoint: under a busy writer it copies the log back
+    /// about ten times a second, each time what the commits since the last one wrote.
+    pub pause: Duration,
+    /// Frames in the log past which the checkpointer works to start it over.
+    pub restart_after: i64,
+    /// Frames appended during one checkpoint that are few enough for the writer to copy back
+    /// itself between two batches (each frame is one page, 4 KiB by default).
+    pub tail: i64,
+}
+
+impl Checkpointing {
+    /// About 64 MiB of log, and a tail of about 1 MiB: a few milliseconds of the writer's time.
+    pub const DEFAULT: Checkpointing = Checkpointing {
+        pause: Duration::from_millis(100),
+        restart_after: 16_384,
+        tail: 256,
+    };
+
+    /// The size the log's file is cut back to when it starts over (`journal_size_limit`): twice
+    /// the log that triggers a restart, since it grows on while the checkpointer catches up.
+    fn file_limit(&self, page_size: i64) -> i64 {
+        2 * self.restart_after * (page_size + WAL_FRAME_HEADER)
+    }
+}
+
+/// Bytes each frame of the write-ahead log adds to its page.
+const WAL_FRAME_HEADER: i64 = 24;
+
+/// Opens the connections, and starts the checkpointer and the writer threads.
+pub(super) fn start(
+    path: &Path,
+    rx: mpsc::UnboundedReceiver<(Change, Ack)>,
+    announce: watch::Sender<i64>,
+    checkpointing: Checkpointing,
+) -> anyhow::Result<()> {
+    let open =
+        || open(path).with_context(|| format!("could not open {} for writing", path.display()));
+    let (conn, checkpoint_conn) = (open()?, open()?);
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_size_limit = {};",
+        checkpointing.file_limit(page_size)
+    ))?;
+    let (checkpointer, wake) = std_mpsc::channel();
+    let restart = Arc::new(AtomicBool::new(false));
+    let wanted = restart.clone();
+    std::thread::Builder::new()
+        .name("switchboard-checkpoints".into())
+        .spawn(move || checkpoints(checkpoint_conn, wake, wanted, checkpointing))
+        .context("could not start the database checkpoint thread")?;
+    std::thread::Builder::new()
+        .name("switchboard-writer".into())
+        .spawn(move || write_batches(conn, rx, announce, checkpointer, restart))
+        .context("could not start the database writer thread")?;
+    Ok(())
+}
 
 /// Opens the writer's connection with the pragmas every connection of the pool has; its commits
 /// leave checkpoints to [`checkpoints`].
-pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
+fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.execute_batch(
@@ -42,30 +114,71 @@ pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// The checkpointer thread: a passive checkpoint after the writer has committed, and a last one
-/// when the writer stops.
-pub(super) fn checkpoints(conn: Connection, wake: std_mpsc::Receiver<()>) {
-    let checkpoint = || {
-        if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+/// What a checkpoint found: frames in the log, and frames copied back to the database file.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pass {
+    log: i64,
+    copied: i64,
+}
+
+/// A passive checkpoint: copies back what no reader still needs, never waits for anyone.
+fn checkpoint(conn: &Connection) -> Pass {
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok(Pass {
+            log: row.get(1)?,
+            copied: row.get(2)?,
+        })
+    }) {
+        Ok(pass) => pass,
+        Err(error) => {
             tracing::warn!(%error, "write-ahead log checkpoint failed; the next one retries");
+            Pass::default()
         }
-    };
+    }
+}
+
+/// The checkpointer thread: a passive checkpoint after the writer has committed, and a last one
+/// when the writer stops. When the log is long, it checkpoints until a pass finds little appended
+/// since the one before, then asks the writer (`restart`) to copy back that tail; until the
+/// writer has, it leaves the log alone, so the two never wait on each other's copy.
+fn checkpoints(
+    conn: Connection,
+    wake: std_mpsc::Receiver<()>,
+    restart: Arc<AtomicBool>,
+    checkpointing: Checkpointing,
+) {
     // Wake-ups that arrive during a checkpoint or the pause stay queued and bring the next one.
     while wake.recv().is_ok() {
         while wake.try_recv().is_ok() {}
-        checkpoint();
-        std::thread::sleep(CHECKPOINT_PAUSE);
+        if restart.load(Ordering::Acquire) {
+            continue;
+        }
+        let mut pass = checkpoint(&conn);
+        if pass.log > checkpointing.restart_after {
+            for _ in 0..CATCH_UP_PASSES {
+                let next = checkpoint(&conn);
+                let appended = next.log - pass.log;
+                pass = next;
+                if appended <= checkpointing.tail {
+                    restart.store(true, Ordering::Release);
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(checkpointing.pause);
     }
-    checkpoint();
+    checkpoint(&conn);
 }
 
 /// The writer thread: commits what is waiting as one transaction, acknowledges, repeats until
-/// every [`super::Writer`] is gone. Tells the checkpointer after each commit.
-pub(super) fn write_batches(
+/// every [`super::Writer`] is gone. Tells the checkpointer after each commit, and copies back the
+/// log's tail when the checkpointer asks (`restart`).
+fn write_batches(
     mut conn: Connection,
     mut rx: mpsc::UnboundedReceiver<(Change, Ack)>,
     announce: watch::Sender<i64>,
     checkpointer: std_mpsc::Sender<()>,
+    restart: Arc<AtomicBool>,
 ) {
     let mut batch = Vec::with_capacity(BATCH_LIMIT);
     while rx.blocking_recv_many(&mut batch, BATCH_LIMIT) > 0 {
@@ -84,6 +197,7 @@ pub(super) fn write_batches(
                     }
                     let _ = entry.1.send(result.map(first_sequences));
                 }
+                copy_back_tail(&conn, &restart);
                 let _ = checkpointer.send(());
                 continue;
             }
@@ -93,7 +207,23 @@ pub(super) fn write_batches(
             announce_head(&announce, sequences);
         }
         acknowledge(&mut batch, result);
+        copy_back_tail(&conn, &restart);
         let _ = checkpointer.send(());
+    }
+}
+
+/// The writer's part in starting the log over: between two batches nothing else appends, so a
+/// checkpoint copies back every frame no reader still needs, and the next transaction starts the
+/// log from its beginning (a reader on an older snapshot defers that to a later try).
+fn copy_back_tail(conn: &Connection, restart: &AtomicBool) {
+    if restart.load(Ordering::Acquire) {
+        let pass = checkpoint(conn);
+        tracing::debug!(
+            frames = pass.log,
+            copied = pass.copied,
+            "write-ahead log copied back to start it over"
+        );
+        restart.store(false, Ordering::Release);
     }
 }
 
@@ -222,4 +352,84 @@ fn execute<'p>(
     let mut rows = statement.raw_query();
     while rows.next()?.is_some() {}
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Db;
+    use crate::store::batch::{Statement, Writer};
+
+    /// How many times the log has started over: the checkpoint sequence number in its header
+    /// (bytes 12 to 15, big-endian), which SQLite increments at every restart.
+    fn restarts(log: &Path) -> u32 {
+        let header = std::fs::read(log).expect("the write-ahead log");
+        u32::from_be_bytes(header[12..16].try_into().expect("a header"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_starts_over_while_writes_never_pause() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(None, dir.path()).await.expect("database");
+        let path = db.sqlite_path().expect("a SQLite file").to_path_buf();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (announce, events_committed) = watch::channel(0);
+        let checkpointing = Checkpointing {
+            pause: Duration::from_millis(10),
+            restart_after: 64,
+            tail: 16,
+        };
+        start(&path, rx, announce, checkpointing).expect("writer");
+        let writer = Writer {
+            tx,
+            events_committed,
+        };
+        let data = "x".repeat(1_000);
+        let event = |n: usize| {
+            Statement::append(
+                "events",
+                "sid, account_sid, type, source, subject, time, data",
+                vec![
+                    crate::sid::new_sid("EV").into(),
+                    "AC1".into(),
+                    "load.test".into(),
+                    "/test".into(),
+                    Param::Text(None),
+                    (n as i64).into(),
+                    data.clone().into(),
+                ],
+            )
+        };
+        // Everything is queued before the first batch commits, so the writer always has the next
+        // batch waiting: without the writer's part, no checkpoint could ever catch up with it.
+        let changes = 20_000;
+        let committed: Vec<_> = (0..changes)
+            .map(|n| writer.submit(vec![event(n)]))
+            .collect();
+        for change in committed {
+            change.wait().await.expect("committed");
+        }
+        let log = path.with_file_name(format!(
+            "{}-wal",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .expect("a file name")
+        ));
+        let written = (changes * data.len()) as u64;
+        let size = std::fs::metadata(&log).expect("the log").len();
+        assert!(
+            restarts(&log) >= 3,
+            "the log started over {} times while {written} bytes were written",
+            restarts(&log)
+        );
+        assert!(
+            size < written / 4,
+            "the log holds {size} bytes of the {written} written"
+        );
+        let stored: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM events")
+            .fetch_one(db.pool())
+            .await
+            .expect("count");
+        assert_eq!(stored, changes as i64, "every change is in the database");
+    }
 }
