@@ -658,6 +658,23 @@ mod tests {
         );
     }
 
+    /// An event appended to the log, of account `AC1`.
+    pub(super) fn appended_event(event_type: Param, time: i64, data: &str) -> Statement {
+        Statement::append(
+            "events",
+            "sid, account_sid, type, source, subject, time, data",
+            vec![
+                crate::sid::new_sid("EV").into(),
+                "AC1".into(),
+                event_type,
+                "/test".into(),
+                Param::Text(None),
+                time.into(),
+                data.into(),
+            ],
+        )
+    }
+
     /// A writer on a new SQLite database; the directory lives as long as the first element.
     async fn sqlite_writer() -> (tempfile::TempDir, Db, Writer) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -688,20 +705,7 @@ mod tests {
     async fn an_appended_row_the_database_refuses_fails_its_change_alone() {
         let (_dir, db, writer) = sqlite_writer().await;
         let event = |event_type: Option<&str>| {
-            let event_type: Param = event_type.map(str::to_string).into();
-            Statement::append(
-                "events",
-                "sid, account_sid, type, source, subject, time, data",
-                vec![
-                    crate::sid::new_sid("EV").into(),
-                    "AC1".into(),
-                    event_type,
-                    "/test".into(),
-                    Param::Text(None),
-                    0_i64.into(),
-                    "{}".into(),
-                ],
-            )
+            appended_event(event_type.map(str::to_string).into(), 0, "{}")
         };
         // One multi-row insert carries all three; the row without a type is refused.
         let first = writer.submit(vec![event(Some("a.one"))]);

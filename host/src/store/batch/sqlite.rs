@@ -358,7 +358,8 @@ fn execute<'p>(
 mod tests {
     use super::*;
     use crate::store::Db;
-    use crate::store::batch::{Statement, Writer};
+    use crate::store::batch::Writer;
+    use crate::store::batch::tests::appended_event;
 
     /// How many times the log has started over: the checkpoint sequence number in its header
     /// (bytes 12 to 15, big-endian), which SQLite increments at every restart.
@@ -385,21 +386,7 @@ mod tests {
             events_committed,
         };
         let data = "x".repeat(1_000);
-        let event = |n: usize| {
-            Statement::append(
-                "events",
-                "sid, account_sid, type, source, subject, time, data",
-                vec![
-                    crate::sid::new_sid("EV").into(),
-                    "AC1".into(),
-                    "load.test".into(),
-                    "/test".into(),
-                    Param::Text(None),
-                    (n as i64).into(),
-                    data.clone().into(),
-                ],
-            )
-        };
+        let event = |n: usize| appended_event("load.test".into(), n as i64, &data);
         // Everything is queued before the first batch commits, so the writer always has the next
         // batch waiting: without the writer's part, no checkpoint could ever catch up with it.
         let changes = 20_000;
