@@ -317,7 +317,6 @@ async fn fan_out_floor(subscribers: usize, total: usize, epoch: Instant) -> FanO
             "source": "/v1/Channels/EC0123456789abcdef0123456789abcdef",
             "type": "bench.tick",
             "time": "2026-01-01T00:00:00.000Z",
-            "datacontenttype": "application/json",
             "sequence": sequence.to_string(),
             "data": {"n": sequence - 1, "published_us": epoch.elapsed().as_micros() as u64},
         });

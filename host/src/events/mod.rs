@@ -63,6 +63,10 @@ pub struct Event {
 impl Event {
     /// The event as a CloudEvents 1.0 structured-mode JSON object, with the log's sequence number
     /// in the `sequence` extension attribute (a string, as that extension defines it).
+    ///
+    /// `datacontenttype` is left out: in the JSON format its absence means `application/json`,
+    /// which every event's data is, and each of the millions of frames a busy channel fans out a
+    /// second is about an eighth shorter without it.
     pub fn cloud_event(&self) -> Value {
         let mut object = Map::new();
         object.insert("specversion".into(), json!("1.0"));
@@ -73,7 +77,6 @@ impl Event {
             object.insert("subject".into(), json!(subject));
         }
         object.insert("time".into(), json!(self.time));
-        object.insert("datacontenttype".into(), json!("application/json"));
         object.insert("sequence".into(), json!(self.sequence.to_string()));
         object.insert("data".into(), self.data.clone());
         Value::Object(object)
