@@ -182,34 +182,42 @@ fn write_batches(
 ) {
     let mut batch = Vec::with_capacity(BATCH_LIMIT);
     while rx.blocking_recv_many(&mut batch, BATCH_LIMIT) > 0 {
-        metrics::counter!("switchboard_state_changes_total").increment(batch.len() as u64);
-        let result = match commit(&mut conn, &batch) {
-            Ok(sequences) => Ok(sequences),
-            // One change the database refuses (a constraint, a bad value) must not take the
-            // others of its batch down with it: commit them one by one, each with its own result.
-            Err(error) if batch.len() > 1 => {
-                tracing::warn!(%error, changes = batch.len(), "a batch of state changes failed; committing them one at a time");
-                for entry in batch.drain(..) {
-                    let single = std::slice::from_ref(&entry);
-                    let result = commit_with_retry(&mut conn, single);
-                    if let Ok(sequences) = &result {
-                        announce_head(&announce, sequences);
-                    }
-                    let _ = entry.1.send(result.map(first_sequences));
-                }
-                copy_back_tail(&conn, &restart);
-                let _ = checkpointer.send(());
-                continue;
-            }
-            Err(_) => commit_with_retry(&mut conn, &batch),
-        };
-        if let Ok(sequences) = &result {
-            announce_head(&announce, sequences);
-        }
-        acknowledge(&mut batch, result);
+        write_batch(&mut conn, &mut batch, &announce);
         copy_back_tail(&conn, &restart);
         let _ = checkpointer.send(());
     }
+}
+
+/// Commits one batch as a transaction and answers each of its changes, announcing the log's new
+/// head; the batch is left empty.
+fn write_batch(
+    conn: &mut Connection,
+    batch: &mut Vec<(Change, Ack)>,
+    announce: &watch::Sender<i64>,
+) {
+    metrics::counter!("switchboard_state_changes_total").increment(batch.len() as u64);
+    let result = match commit(conn, batch) {
+        Ok(sequences) => Ok(sequences),
+        // One change the database refuses (a constraint, a bad value) must not take the
+        // others of its batch down with it: commit them one by one, each with its own result.
+        Err(error) if batch.len() > 1 => {
+            tracing::warn!(%error, changes = batch.len(), "a batch of state changes failed; committing them one at a time");
+            for entry in batch.drain(..) {
+                let single = std::slice::from_ref(&entry);
+                let result = commit_with_retry(conn, single);
+                if let Ok(sequences) = &result {
+                    announce_head(announce, sequences);
+                }
+                let _ = entry.1.send(result.map(first_sequences));
+            }
+            return;
+        }
+        Err(_) => commit_with_retry(conn, batch),
+    };
+    if let Ok(sequences) = &result {
+        announce_head(announce, sequences);
+    }
+    acknowledge(batch, result);
 }
 
 /// The writer's part in starting the log over: between two batches nothing else appends, so a
@@ -396,12 +404,9 @@ mod tests {
         for change in committed {
             change.wait().await.expect("committed");
         }
-        let log = path.with_file_name(format!(
-            "{}-wal",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .expect("a file name")
-        ));
+        let mut log = path.clone().into_os_string();
+        log.push("-wal");
+        let log = std::path::PathBuf::from(log);
         let written = (changes * data.len()) as u64;
         let size = std::fs::metadata(&log).expect("the log").len();
         assert!(
