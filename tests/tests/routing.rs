@@ -1430,6 +1430,70 @@ async fn a_pending_reservation_survives_a_crash_and_still_times_out_on_schedule(
     app.shutdown().await;
 }
 
+/// Creates a task, answers who it was reserved for, and cancels it: that worker is free again
+/// but idle only since the reservation.
+async fn reserve_and_cancel(
+    app: &TestApp,
+    tenant: &Tenant,
+    ws: &Workspace,
+    flow: &str,
+) -> (String, String) {
+    let created = task(app, tenant, ws, &[("WorkflowSid", flow)]).await;
+    let sid = created["sid"].as_str().expect("sid").to_string();
+    let reserved = statuses(&reservations(app, tenant, ws, &sid).await);
+    assert_eq!(reserved.len(), 1, "{reserved:?}");
+    let (status, body) = app
+        .post_form(
+            tenant,
+            &ws.path(&format!("Tasks/{sid}")),
+            &[("AssignmentStatus", "canceled"), ("Reason", "test")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.advance_clock(1_000).await;
+    (sid, reserved[0].0.clone())
+}
+
+#[tokio::test]
+async fn longest_idle_order_survives_a_crash_and_a_restart_after_a_task_is_deleted() {
+    let app = TestApp::spawn_crashable(|config| config.telephony.clock = ClockKind::Manual).await;
+    let tenant = app.tenant().await;
+    let ws = workspace(&app, &tenant, &[]).await;
+    let pool = queue(&app, &tenant, &ws, &[("FriendlyName", "pool")]).await;
+    let flow = workflow_to(&app, &tenant, &ws, &pool, &[]).await;
+    worker(&app, &tenant, &ws, "Ada", "{}").await;
+    app.advance_clock(1_000).await;
+    worker(&app, &tenant, &ws, "Bob", "{}").await;
+    app.advance_clock(1_000).await;
+
+    let (_, first) = reserve_and_cancel(&app, &tenant, &ws, &flow).await;
+    assert_eq!(first, "Ada", "Ada has been idle longest");
+    // The manual clock restarts at the real time: move it past everything before the crash.
+    let app = app.crash_and_restart().await;
+    app.advance_clock(60_000).await;
+    let (_, second) = reserve_and_cancel(&app, &tenant, &ws, &flow).await;
+    assert_eq!(
+        second, "Bob",
+        "Ada's reservation still counts after the restart"
+    );
+
+    // Ada takes the next task, which is then deleted with its reservation.
+    let (deleted, third) = reserve_and_cancel(&app, &tenant, &ws, &flow).await;
+    assert_eq!(third, "Ada");
+    let status = app
+        .delete(&tenant, &ws.path(&format!("Tasks/{deleted}")))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let app = app.restart().await;
+    app.advance_clock(120_000).await;
+    let (_, fourth) = reserve_and_cancel(&app, &tenant, &ws, &flow).await;
+    assert_eq!(
+        fourth, "Bob",
+        "Ada's deleted reservation still counts after the restart"
+    );
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_enqueued_call_becomes_a_task_whose_dequeue_connects_the_caller_to_the_worker() {
     let app = TestApp::spawn_with(|config| {

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use super::event_data::EventData;
 use super::expression::{Document, Expression, Scope, Segment, follow};
 use super::model::*;
-use super::store::{self, Table};
+use super::store;
 use super::timers::Timer;
 use super::workflow::{KnownWorker, Target};
 use crate::api::error::{ApiError, ApiResult, Code};
@@ -1261,7 +1261,9 @@ impl Space {
             worker.idle_since = now;
         }
         self.file(worker_sid);
-        touch(&mut fx.workers, worker_sid);
+        // The worker's row is not written for its new idle time: the reservation row records
+        // it, and the loader takes the later of the two. A row rewrite here would dirty a random
+        // page of the workers table on every task.
         self.unfile_task(task_sid);
         if let Some(task) = self.tasks.get_mut(task_sid) {
             task.status = TaskStatus::Reserved;
@@ -1632,9 +1634,7 @@ impl Space {
         for sid in &live {
             self.reservations.remove(sid);
         }
-        fx.change
-            .push(store::delete(Table::ReservationsOfTask, task_sid));
-        fx.change.push(store::delete(Table::Task, task_sid));
+        fx.change.extend(store::delete_task(task_sid));
     }
 
     /// Changes a task's attributes; a task still waiting is matched against its workflow again.

@@ -233,10 +233,23 @@ pub fn delete(table: Table, sid: &str) -> Statement {
         Table::WorkerChannelsOfChannel => "DELETE FROM worker_channels WHERE task_channel_sid = $1",
         Table::TaskQueue => "DELETE FROM task_queues WHERE sid = $1",
         Table::Workflow => "DELETE FROM workflows WHERE sid = $1",
-        Table::Task => "DELETE FROM tasks WHERE sid = $1",
-        Table::ReservationsOfTask => "DELETE FROM reservations WHERE task_sid = $1",
     };
     Statement::new(sql, vec![sid.into()])
+}
+
+/// Statements removing a task and its reservations. A worker's idle time is kept in its latest
+/// reservation's row rather than its own (see `Space::reserve`), so before those rows go, each
+/// worker they name takes their latest creation time into its own row if it is later.
+pub fn delete_task(task_sid: &str) -> Vec<Statement> {
+    [
+        "UPDATE workers SET idle_since = (SELECT MAX(r.date_created) FROM reservations r WHERE r.task_sid = $1 AND r.worker_sid = workers.sid)
+         WHERE sid IN (SELECT r.worker_sid FROM reservations r WHERE r.task_sid = $1 AND r.date_created > workers.idle_since)",
+        "DELETE FROM reservations WHERE task_sid = $1",
+        "DELETE FROM tasks WHERE sid = $1",
+    ]
+    .into_iter()
+    .map(|sql| Statement::new(sql, vec![task_sid.into()]))
+    .collect()
 }
 
 /// Everything a workspace holds, by workspace sid, for deleting the workspace.
@@ -267,8 +280,6 @@ pub enum Table {
     WorkerChannelsOfChannel,
     TaskQueue,
     Workflow,
-    Task,
-    ReservationsOfTask,
 }
 
 /// A task or reservation as stored, for those no longer held in memory (finished ones).
@@ -615,7 +626,9 @@ pub async fn load(db: &Db, sid: &str) -> Result<Option<StoredWorkspace>, sqlx::E
             });
     }
     let workers = sqlx::query(
-        "SELECT sid, friendly_name, attributes, activity_sid, date_status_changed, idle_since, version, date_created, date_updated FROM workers WHERE workspace_sid = $1 ORDER BY date_created, sid",
+        "SELECT sid, friendly_name, attributes, activity_sid, date_status_changed, idle_since, version, date_created, date_updated,
+                (SELECT MAX(r.date_created) FROM reservations r WHERE r.worker_sid = workers.sid) AS last_reserved
+         FROM workers WHERE workspace_sid = $1 ORDER BY date_created, sid",
     )
     .bind(sid)
     .fetch_all(pool)
@@ -633,7 +646,11 @@ pub async fn load(db: &Db, sid: &str) -> Result<Option<StoredWorkspace>, sqlx::E
                 attributes_text,
                 activity_sid: row.try_get("activity_sid")?,
                 date_status_changed: row.try_get("date_status_changed")?,
-                idle_since: row.try_get("idle_since")?,
+                // A reservation does not rewrite its worker's row: the latest one tells when
+                // the worker stopped being idle, if that is later than the row says.
+                idle_since: row
+                    .try_get::<i64, _>("idle_since")?
+                    .max(row.try_get::<Option<i64>, _>("last_reserved")?.unwrap_or(i64::MIN)),
                 version: row.try_get("version")?,
                 date_created: row.try_get("date_created")?,
                 date_updated: row.try_get("date_updated")?,

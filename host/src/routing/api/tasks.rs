@@ -448,14 +448,7 @@ pub async fn delete_task(
             if space.tasks.contains_key(&sid) {
                 space.delete_task(fx, &sid);
             } else {
-                fx.change.push(crate::routing::store::delete(
-                    crate::routing::store::Table::ReservationsOfTask,
-                    &sid,
-                ));
-                fx.change.push(crate::routing::store::delete(
-                    crate::routing::store::Table::Task,
-                    &sid,
-                ));
+                fx.change.extend(crate::routing::store::delete_task(&sid));
             }
             Ok(StatusCode::NO_CONTENT.into_response())
         })
