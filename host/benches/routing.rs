@@ -72,6 +72,7 @@ mod common;
 
 use common::{
     bench_account, cpu_model, cpu_seconds, env_number, mb, ms, percentile, resident_bytes,
+    written_bytes,
 };
 
 use std::future::Future;
@@ -823,8 +824,10 @@ async fn bench() {
     // Throughput with every worker.
     phase(bench_started, "throughput, every worker");
     let probe = WriterProbe::start(&server.state);
+    let written_before = written_bytes();
     let (run, reserved) = create_tasks(&api, &large, mix.clone(), concurrency).await;
     let large_writer = probe.finish().await;
+    let large_written = written_bytes().saturating_sub(written_before);
     let large_rate = run.rate();
     let large_quarters = run.rates(4);
     let large_reserved_stats = reserved_now(&api, &large.sid).await;
@@ -961,11 +964,13 @@ async fn bench() {
         met(large_rate >= THROUGHPUT_TARGET),
     );
     println!(
-        "        per quarter of the run (pending reservations piling up to {tasks}), tasks/s: {}; meanwhile {:.0} % of the cores busy, group-commit writer round trip p50 {:.2} ms, p99 {:.2} ms",
+        "        per quarter of the run (pending reservations piling up to {tasks}), tasks/s: {}; meanwhile {:.0} % of the cores busy, group-commit writer round trip p50 {:.2} ms, p99 {:.2} ms; {:.0} MB written to storage, {:.1} KB per task",
         rates(&large_quarters),
         large_writer.busy * 100.0,
         ms(large_writer.p50),
         ms(large_writer.p99),
+        mb(large_written),
+        large_written as f64 / 1024.0 / tasks.max(1) as f64,
     );
     println!(
         "        afterwards: {large_reserved_stats} tasks reserved by RealTimeStatistics; GET Tasks?AssignmentStatus=reserved&PageSize=1 {} in {:.1} ms (resident size {:.0} -> {:.0} MB); canceled all at {:.0}/s, {after_cancel} left reserved",

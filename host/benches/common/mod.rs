@@ -26,6 +26,19 @@ pub fn resident_bytes() -> u64 {
         * 4096
 }
 
+/// Bytes the process has sent to storage so far, counted when it dirtied the pages (the
+/// `write_bytes` of `/proc/self/io`): the database's log and the checkpoint's copy alike.
+pub fn written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|line| line.strip_prefix("write_bytes:"))
+                .and_then(|value| value.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// CPU time the process has used (user and system), from `/proc/self/stat` (in USER_HZ ticks,
 /// 100 per second).
 pub fn cpu_seconds() -> f64 {
