@@ -117,10 +117,11 @@ pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 impl App {
     /// Opens the database and starts the background parts; nothing listens yet.
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
+        config.database.check()?;
         let metrics = metrics_handle()?;
         let db = Db::open(config.database_url.as_deref(), &config.data_dir).await?;
         let admin_token = admin_token(&config)?;
-        let writer = Writer::start(db.clone())?;
+        let writer = Writer::start(db.clone(), &config.database)?;
         let meter = Meter::new(writer.clone());
         let clock = Clock::new(config.telephony.clock);
         let queues = Queues::new(db.clone(), writer.clone(), clock.clone());

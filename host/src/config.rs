@@ -27,6 +27,7 @@ pub struct Config {
     pub events: EventSettings,
     pub media: MediaSettings,
     pub presence: PresenceSettings,
+    pub database: DatabaseSettings,
 }
 
 impl Default for Config {
@@ -44,6 +45,7 @@ impl Default for Config {
             events: EventSettings::default(),
             media: MediaSettings::default(),
             presence: PresenceSettings::default(),
+            database: DatabaseSettings::default(),
         }
     }
 }
@@ -169,6 +171,52 @@ impl Default for EventSettings {
             allow_private_targets: false,
             default_retention_seconds: 7 * 24 * 3600,
             stream_buffer: 4_096,
+        }
+    }
+}
+
+/// How the SQLite database's write-ahead log is copied back into the database file
+/// (checkpoints); PostgreSQL does not use these. A longer log copies back less often, at the cost
+/// of disk space and of a longer recovery after a crash.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Milliseconds the checkpointer rests after each checkpoint: under a busy writer it copies
+    /// the log back about this often.
+    pub checkpoint_pause_ms: u64,
+    /// Pages in the log (4 KiB each by default) past which the checkpointer works to start it over
+    /// from its beginning; the log's file is cut back to twice this when it starts over.
+    pub log_restart_pages: u32,
+    /// Pages appended during one checkpoint that are few enough for the writer to copy back
+    /// itself between two batches; smaller than `log_restart_pages`.
+    pub log_tail_pages: u32,
+}
+
+impl DatabaseSettings {
+    /// A tail as long as the log that starts over could never be reached: refused before the host
+    /// touches anything.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let DatabaseSettings {
+            log_restart_pages,
+            log_tail_pages,
+            ..
+        } = *self;
+        anyhow::ensure!(
+            log_tail_pages >= 1 && log_tail_pages < log_restart_pages,
+            "database.log_tail_pages is {log_tail_pages} and database.log_restart_pages is \
+             {log_restart_pages}: the tail must be at least 1 page and fewer pages than the log \
+             that starts over (defaults: 256 and 16384)"
+        );
+        Ok(())
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            checkpoint_pause_ms: 100,
+            log_restart_pages: 16_384,
+            log_tail_pages: 256,
         }
     }
 }
@@ -300,5 +348,16 @@ mod tests {
         assert_eq!(config.limits.fuel, 5);
         assert_eq!(config.limits.deadline_ms, Limits::default().deadline_ms);
         assert!(toml::from_str::<Config>("bnd = \"x\"").is_err());
+    }
+
+    #[test]
+    fn database_settings_are_read_from_their_section() {
+        let config: Config =
+            toml::from_str("[database]\nlog_restart_pages = 4096\n").expect("valid config");
+        assert_eq!(config.database.log_restart_pages, 4096);
+        assert_eq!(config.database.log_tail_pages, 256);
+        assert_eq!(config.database.checkpoint_pause_ms, 100);
+        assert!(toml::from_str::<Config>("[database]\nlog_pages = 1\n").is_err());
+        assert!(toml::from_str::<Config>("[database]\nlog_tail_pages = -1\n").is_err());
     }
 }

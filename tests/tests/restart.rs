@@ -118,3 +118,29 @@ async fn calls_are_ended_cleanly_by_a_restart_and_their_records_survive() {
     assert_eq!(status, StatusCode::CONFLICT);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_host_with_an_unreachable_log_tail_refuses_to_start_and_touches_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = switchboard_host::config::Config {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        data_dir: dir.path().join("data"),
+        database: switchboard_host::config::DatabaseSettings {
+            log_restart_pages: 100,
+            log_tail_pages: 100,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let error = switchboard_host::app::Server::start(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("database.log_tail_pages is 100 and database.log_restart_pages is 100"),
+        "{error:#}"
+    );
+    assert!(!dir.path().join("data").exists(), "nothing was created");
+}

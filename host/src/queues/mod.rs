@@ -1173,7 +1173,8 @@ mod tests {
     async fn fixture() -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = Db::open(None, dir.path()).await.expect("database");
-        let writer = Writer::start(db.clone()).expect("writer");
+        let writer =
+            Writer::start(db.clone(), &crate::config::DatabaseSettings::default()).expect("writer");
         let queues = Queues::new(db.clone(), writer.clone(), Clock::new(ClockKind::Manual));
         let queue = queues.ensure("AC1", "support").await.expect("queue");
         Fixture {

@@ -20,6 +20,7 @@ use anyhow::Context;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Db;
+use crate::config::DatabaseSettings;
 
 /// The writer could not commit a change.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -178,11 +179,13 @@ const BATCH_LIMIT: usize = 512;
 impl Writer {
     /// Starts the writer: a thread with its own connection on SQLite, a task on the current
     /// runtime on PostgreSQL.
-    pub fn start(db: Db) -> anyhow::Result<Writer> {
+    pub fn start(db: Db, settings: &DatabaseSettings) -> anyhow::Result<Writer> {
+        // Checked on PostgreSQL too, so a wrong value is reported wherever the file is used.
+        let checkpointing = sqlite::Checkpointing::from_settings(settings)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (announce, events_committed) = watch::channel(0);
         match db.sqlite_path() {
-            Some(path) => sqlite::start(path, rx, announce, sqlite::Checkpointing::DEFAULT)?,
+            Some(path) => sqlite::start(path, rx, announce, checkpointing)?,
             None => {
                 let options = db
                     .postgres_options()
@@ -679,7 +682,7 @@ mod tests {
     async fn sqlite_writer() -> (tempfile::TempDir, Db, Writer) {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = Db::open(None, dir.path()).await.expect("database");
-        let writer = Writer::start(db.clone()).expect("writer");
+        let writer = Writer::start(db.clone(), &DatabaseSettings::default()).expect("writer");
         (dir, db, writer)
     }
 

@@ -31,6 +31,8 @@ use anyhow::Context;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, watch};
 
+use crate::config::DatabaseSettings;
+
 use super::{
     Ack, BATCH_LIMIT, Change, NotCommitted, Param, Sequences, acknowledge, announce_head,
     append_runs, appends_to_event_log, assign_sequences, first_sequences, insert_sql, owners,
@@ -45,7 +47,8 @@ const CATCH_UP_PASSES: usize = 8;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Checkpointing {
     /// The checkpointer's pause after each checkpoint: under a busy writer it copies the log back
-    /// about ten times a second, each time what the commits since the last one wrote.
+    /// about that often (ten times a second by default), each time what the commits since the
+    /// last one wrote.
     pub pause: Duration,
     /// Frames in the log past which the checkpointer works to start it over.
     pub restart_after: i64,
@@ -55,12 +58,21 @@ pub(super) struct Checkpointing {
 }
 
 impl Checkpointing {
-    /// About 64 MiB of log, and a tail of about 1 MiB: a few milliseconds of the writer's time.
-    pub const DEFAULT: Checkpointing = Checkpointing {
-        pause: Duration::from_millis(100),
-        restart_after: 16_384,
-        tail: 256,
-    };
+    /// From the operator's settings (by default about 64 MiB of log, and a tail of about 1 MiB:
+    /// a few milliseconds of the writer's time), once checked.
+    pub fn from_settings(settings: &DatabaseSettings) -> anyhow::Result<Checkpointing> {
+        settings.check()?;
+        let DatabaseSettings {
+            checkpoint_pause_ms,
+            log_restart_pages,
+            log_tail_pages,
+        } = *settings;
+        Ok(Checkpointing {
+            pause: Duration::from_millis(checkpoint_pause_ms),
+            restart_after: log_restart_pages.into(),
+            tail: log_tail_pages.into(),
+        })
+    }
 
     /// The size the log's file is cut back to when it starts over (`journal_size_limit`): twice
     /// the log that triggers a restart, since it grows on while the checkpointer catches up.
@@ -374,6 +386,36 @@ mod tests {
     fn restarts(log: &Path) -> u32 {
         let header = std::fs::read(log).expect("the write-ahead log");
         u32::from_be_bytes(header[12..16].try_into().expect("a header"))
+    }
+
+    #[test]
+    fn checkpointing_comes_from_the_settings_and_an_unreachable_tail_is_refused() {
+        let settings = DatabaseSettings {
+            checkpoint_pause_ms: 250,
+            log_restart_pages: 1_000,
+            log_tail_pages: 10,
+        };
+        let checkpointing = Checkpointing::from_settings(&settings).expect("valid settings");
+        assert_eq!(checkpointing.pause, Duration::from_millis(250));
+        assert_eq!(
+            (checkpointing.restart_after, checkpointing.tail),
+            (1_000, 10)
+        );
+        assert_eq!(checkpointing.file_limit(4096), 2 * 1_000 * (4096 + 24));
+        for (restart, tail) in [(100, 100), (100, 500), (100, 0)] {
+            let settings = DatabaseSettings {
+                log_restart_pages: restart,
+                log_tail_pages: tail,
+                ..settings
+            };
+            let error = Checkpointing::from_settings(&settings).expect_err("refused");
+            let message = error.to_string();
+            assert!(
+                message.contains(&format!("database.log_tail_pages is {tail}"))
+                    && message.contains(&format!("database.log_restart_pages is {restart}")),
+                "{message}"
+            );
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
