@@ -177,15 +177,16 @@ pub struct Writer {
 const BATCH_LIMIT: usize = 512;
 
 impl Writer {
-    /// Starts the writer: a thread with its own connection on SQLite, a task on the current
-    /// runtime on PostgreSQL.
+    /// Starts the writer: on SQLite a thread with its own connection, checkpointing as `settings`
+    /// say; on PostgreSQL a thread with its own connection and runtime.
     pub fn start(db: Db, settings: &DatabaseSettings) -> anyhow::Result<Writer> {
-        // Checked on PostgreSQL too, so a wrong value is reported wherever the file is used.
-        let checkpointing = sqlite::Checkpointing::from_settings(settings)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (announce, events_committed) = watch::channel(0);
         match db.sqlite_path() {
-            Some(path) => sqlite::start(path, rx, announce, checkpointing)?,
+            Some(path) => {
+                let checkpointing = sqlite::Checkpointing::from_settings(settings)?;
+                sqlite::start(path, rx, announce, checkpointing)?
+            }
             None => {
                 let options = db
                     .postgres_options()
