@@ -179,6 +179,12 @@ async fn operations_endpoints_answer() {
     let text = metrics.text().await.expect("text");
     assert!(text.contains("switchboard_invocations_total"), "{text}");
     assert!(text.contains("switchboard_invocation_seconds"));
+    // The dry run answers once its usage record is committed: the writer has taken a batch.
+    assert!(text.contains("switchboard_state_changes_total"), "{text}");
+    assert!(
+        text.contains("switchboard_writer_waiting_changes"),
+        "{text}"
+    );
 
     let openapi: serde_json::Value = app
         .client

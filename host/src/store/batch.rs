@@ -271,7 +271,7 @@ async fn write_batches(
 ) {
     let mut batch = Vec::with_capacity(BATCH_LIMIT);
     while rx.recv_many(&mut batch, BATCH_LIMIT).await > 0 {
-        metrics::counter!("switchboard_state_changes_total").increment(batch.len() as u64);
+        record_batch(batch.len(), rx.len());
         let result = match db.commit(&batch).await {
             Ok(sequences) => Ok(sequences),
             // One change the database refuses (a constraint, a bad value) must not take the
@@ -295,6 +295,13 @@ async fn write_batches(
         }
         acknowledge(&mut batch, result);
     }
+}
+
+/// Counts the changes of a batch the writer took, and shows how many still wait behind it. The
+/// queue has no bound: a waiting count that keeps growing means the database cannot keep up.
+fn record_batch(taken: usize, waiting: usize) {
+    metrics::counter!("switchboard_state_changes_total").increment(taken as u64);
+    metrics::gauge!("switchboard_writer_waiting_changes").set(waiting as f64);
 }
 
 /// Tells the event router how far the log is committed, when a batch appended to it.

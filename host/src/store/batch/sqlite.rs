@@ -36,7 +36,7 @@ use crate::config::DatabaseSettings;
 use super::{
     Ack, BATCH_LIMIT, Change, NotCommitted, Param, Sequences, acknowledge, announce_head,
     append_runs, appends_to_event_log, assign_sequences, first_sequences, insert_sql, owners,
-    split,
+    record_batch, split,
 };
 
 /// Checkpoints in a row that a long log gets at most before its tail is handed to the writer.
@@ -194,6 +194,7 @@ fn write_batches(
 ) {
     let mut batch = Vec::with_capacity(BATCH_LIMIT);
     while rx.blocking_recv_many(&mut batch, BATCH_LIMIT) > 0 {
+        record_batch(batch.len(), rx.len());
         write_batch(&mut conn, &mut batch, &announce);
         copy_back_tail(&conn, &restart);
         let _ = checkpointer.send(());
@@ -207,7 +208,6 @@ fn write_batch(
     batch: &mut Vec<(Change, Ack)>,
     announce: &watch::Sender<i64>,
 ) {
-    metrics::counter!("switchboard_state_changes_total").increment(batch.len() as u64);
     let result = match commit(conn, batch) {
         Ok(sequences) => Ok(sequences),
         // One change the database refuses (a constraint, a bad value) must not take the
