@@ -717,7 +717,8 @@ fn stalls(late: &[(Duration, Duration)]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ");
-    format!("{total} runs of them, the largest {largest}")
+    let plural = if total == 1 { "" } else { "s" };
+    format!("{total} run{plural} of them, the largest {largest}")
 }
 
 fn main() {
