@@ -221,3 +221,96 @@ async fn operations_endpoints_answer() {
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_api_key_authenticates_as_its_account_until_it_is_deleted() {
+    let app = TestApp::spawn().await;
+    let alice = app.tenant().await;
+    let bob = app.tenant().await;
+    let (status, key) = app
+        .post_form(&alice, "/v1/Keys", &[("FriendlyName", "backend")])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let by_key = Tenant {
+        sid: key["sid"].as_str().expect("key sid").to_string(),
+        token: key["secret"].as_str().expect("key secret").to_string(),
+    };
+
+    // Basic KeySid:Secret, as the reference's SDKs send when given a key, acts as the account.
+    let (status, workspace) = app
+        .post_form(&by_key, "/v1/Workspaces", &[("FriendlyName", "by key")])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{workspace}");
+    assert_eq!(workspace["account_sid"], alice.sid.as_str());
+    let (status, listed) = app.get(&alice, "/v1/Workspaces").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["workspaces"].as_array().map(Vec::len), Some(1));
+    let (status, me) = app
+        .get(&by_key, &format!("/v1/Accounts/{}", alice.sid))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    let (status, _) = app.get(&by_key, &format!("/v1/Accounts/{}", bob.sid)).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another account stays invisible"
+    );
+    let (_, bobs) = app.get(&bob, "/v1/Workspaces").await;
+    assert_eq!(bobs["workspaces"].as_array().map(Vec::len), Some(0));
+
+    // A wrong secret, or a key's secret under the account's sid, is refused.
+    let wrong = Tenant {
+        sid: by_key.sid.clone(),
+        token: "0".repeat(32),
+    };
+    let (status, body) = app.get(&wrong, "/v1/Workspaces").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["code"], 20003);
+    let mixed = Tenant {
+        sid: alice.sid.clone(),
+        token: by_key.token.clone(),
+    };
+    assert_eq!(
+        app.get(&mixed, "/v1/Workspaces").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A key cannot manage keys, and its refusal changes nothing.
+    let (status, body) = app
+        .post_form(&by_key, "/v1/Keys", &[("FriendlyName", "successor")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], 20403);
+    assert_eq!(
+        app.delete(&by_key, &format!("/v1/Keys/{}", by_key.sid))
+            .await,
+        StatusCode::FORBIDDEN
+    );
+    let (_, keys) = app.get(&alice, "/v1/Keys").await;
+    assert_eq!(keys["keys"].as_array().map(Vec::len), Some(1), "{keys}");
+
+    // Deleting the key stops it at the next request, although it was just verified.
+    assert_eq!(
+        app.delete(&alice, &format!("/v1/Keys/{}", by_key.sid))
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = app.get(&by_key, "/v1/Workspaces").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    // So does suspending the account, for every key it has.
+    let (_, second) = app
+        .post_form(&alice, "/v1/Keys", &[("FriendlyName", "second")])
+        .await;
+    let second = Tenant {
+        sid: second["sid"].as_str().expect("key sid").to_string(),
+        token: second["secret"].as_str().expect("key secret").to_string(),
+    };
+    assert_eq!(app.get(&second, "/v1/Workspaces").await.0, StatusCode::OK);
+    app.set_limits(&alice, &[("Status", "suspended")]).await;
+    assert_eq!(
+        app.get(&second, "/v1/Workspaces").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    app.shutdown().await;
+}

@@ -1220,18 +1220,32 @@ async fn if_match_guards_updates_and_pages_follow_absolute_next_page_urls() {
     let tenant = app.tenant().await;
     let ws = workspace(&app, &tenant, &[]).await;
     for index in 0..5 {
-        worker(&app, &tenant, &ws, &format!("w{index}"), "{}").await;
+        worker(
+            &app,
+            &tenant,
+            &ws,
+            &format!("w{index}"),
+            &format!(r#"{{"index":{index}}}"#),
+        )
+        .await;
     }
     let (workers, _) = all_pages(&app, &tenant, &ws.path("Workers?PageSize=2"), "workers").await;
     let mut names = Vec::new();
     for worker in &workers {
-        names.push(
-            worker["friendly_name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+        let name = worker["friendly_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        // Client programs read attributes from lists, as the reference's service answers them.
+        let attributes: Value =
+            serde_json::from_str(worker["attributes"].as_str().unwrap_or("null"))
+                .expect("a listed worker's attributes are JSON text");
+        assert_eq!(
+            format!("w{}", attributes["index"]),
+            name,
+            "each listed worker carries its own attributes"
         );
-        assert!(worker["attributes"].is_null(), "lists leave attributes out");
+        names.push(name);
     }
     names.sort();
     assert_eq!(
@@ -1504,9 +1518,12 @@ async fn an_enqueued_call_becomes_a_task_whose_dequeue_connects_the_caller_to_th
     let tenant = app.tenant().await;
     let ws = workspace(&app, &tenant, &[]).await;
     let pool = queue(&app, &tenant, &ws, &[("FriendlyName", "pool")]).await;
+    let progress = HttpApp::start(vec![("/agent-status", json_reply(""))]).await;
     let dequeue = format!(
-        r#"{{"instruction": "dequeue", "post_work_activity_sid": "{}", "timeout": 20}}"#,
-        ws.unavailable
+        r#"{{"instruction": "dequeue", "post_work_activity_sid": "{}", "timeout": 20,
+            "status_callback_url": "{}", "status_callback_events": "initiated,ringing,answered,completed"}}"#,
+        ws.unavailable,
+        progress.url("/agent-status")
     );
     let assign = HttpApp::start(vec![("/assign", json_reply(&dequeue))]).await;
     let flow = workflow_to(
@@ -1608,6 +1625,21 @@ async fn an_enqueued_call_becomes_a_task_whose_dequeue_connects_the_caller_to_th
     assert_eq!(wrapped["assignment_status"], "wrapping");
     let agent_now = get(&app, &tenant, &ws.path(&format!("Workers/{agent}"))).await;
     assert_eq!(agent_now["activity_sid"], ws.unavailable.as_str());
+    // The worker's leg reported its progress to the dequeue's status callback, in order.
+    let reported = received(&progress, "/agent-status", 4).await;
+    let statuses: Vec<(Option<&str>, Option<&str>)> = reported
+        .iter()
+        .map(|r| (r.param("CallSid"), r.param("CallStatus")))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (Some(leg.as_str()), Some("initiated")),
+            (Some(leg.as_str()), Some("ringing")),
+            (Some(leg.as_str()), Some("in-progress")),
+            (Some(leg.as_str()), Some("completed")),
+        ]
+    );
 
     // A caller who hangs up while waiting cancels its task.
     let leaver = app
@@ -1795,6 +1827,7 @@ async fn call_and_redirect_instructions_place_and_move_calls() {
             "/agent",
             Reply::twiml("<Response><Say>hello agent</Say><Hangup/></Response>"),
         ),
+        ("/agent-status", Reply::twiml("")),
     ])
     .await;
     app.buy_number(
@@ -1879,19 +1912,34 @@ async fn call_and_redirect_instructions_place_and_move_calls() {
         .as_str()
         .expect("reservation")
         .to_string();
-    post(
-        &app,
-        &tenant,
-        &ws.path(&format!("Tasks/{sid}/Reservations/{reservation}")),
-        &[
-            ("Instruction", "call"),
-            ("CallTo", "+14155550599"),
-            ("CallFrom", "+14155550500"),
-            ("CallUrl", &web.url("/agent")),
-            ("CallAccept", "true"),
-        ],
-    )
-    .await;
+    let reservation_path = ws.path(&format!("Tasks/{sid}/Reservations/{reservation}"));
+    let call = |more: Vec<(&'static str, String)>| {
+        let mut form = vec![
+            ("Instruction", "call".to_string()),
+            ("CallTo", "+14155550599".to_string()),
+            ("CallFrom", "+14155550500".to_string()),
+            ("CallUrl", web.url("/agent")),
+            ("CallAccept", "true".to_string()),
+        ];
+        form.extend(more);
+        form
+    };
+    for bad in [
+        vec![("CallTimeout", "0".to_string())],
+        vec![("CallTimeout", "soon".to_string())],
+        vec![("CallStatusCallbackUrl", "module:agent".to_string())],
+    ] {
+        let form = call(bad);
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, body) = app.post_form(&tenant, &reservation_path, &form).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    let form = call(vec![
+        ("CallTimeout", "5".to_string()),
+        ("CallStatusCallbackUrl", web.url("/agent-status")),
+    ]);
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    post(&app, &tenant, &reservation_path, &form).await;
     let mut placed = Value::Null;
     for _ in 0..200 {
         let (_, calls) = app
@@ -1908,5 +1956,289 @@ async fn call_and_redirect_instructions_place_and_move_calls() {
     }
     assert_eq!(placed["direction"], "outbound-api", "{placed}");
     assert_eq!(placed["from"], "+14155550500");
+    // The worker's line is busy: the call's end is posted to CallStatusCallbackUrl.
+    let leg = placed["sid"].as_str().expect("placed call sid");
+    app.sim(&tenant, leg, "Busy", &[]).await;
+    let posted = received(&web, "/agent-status", 1).await;
+    assert_eq!(posted[0].param("CallSid"), Some(leg));
+    assert_eq!(posted[0].param("CallStatus"), Some("busy"));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_fifo_template_workspace_takes_tasks_at_once_and_a_bad_template_changes_nothing() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let ws = workspace(&app, &tenant, &[("Template", "FIFO")]).await;
+    let queues = get(&app, &tenant, &ws.path("TaskQueues")).await;
+    let queues = queues["task_queues"].as_array().expect("queues").clone();
+    assert_eq!(queues.len(), 1, "{queues:?}");
+    assert_eq!(queues[0]["friendly_name"], "Sample Queue");
+    assert_eq!(queues[0]["task_order"], "FIFO");
+    let flows = get(&app, &tenant, &ws.path("Workflows")).await;
+    let flows = flows["workflows"].as_array().expect("workflows").clone();
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    assert_eq!(flows[0]["friendly_name"], "Default Fifo Workflow");
+
+    // With the one workflow, a task needs no WorkflowSid; every worker is in the sample queue.
+    let alice = worker(&app, &tenant, &ws, "alice", r#"{"skills": []}"#).await;
+    let created = task(&app, &tenant, &ws, &[("Attributes", r#"{"type": "any"}"#)]).await;
+    assert_eq!(created["assignment_status"], "reserved", "{created}");
+    assert_eq!(created["task_queue_sid"], queues[0]["sid"]);
+    assert_eq!(created["workflow_sid"], flows[0]["sid"]);
+    let sid = created["sid"].as_str().expect("task sid");
+    let listed = reservations(&app, &tenant, &ws, sid).await;
+    assert_eq!(listed[0]["worker_sid"], alice.as_str());
+
+    let before = get(&app, &tenant, "/v1/Workspaces").await["workspaces"]
+        .as_array()
+        .map(Vec::len);
+    let (status, body) = app
+        .post_form(
+            &tenant,
+            "/v1/Workspaces",
+            &[("FriendlyName", "odd"), ("Template", "ROUND_ROBIN")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("NONE or FIFO")),
+        "{body}"
+    );
+    let after = get(&app, &tenant, "/v1/Workspaces").await["workspaces"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(before, after, "a refused workspace is not created");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn task_lists_order_by_several_keys_and_refuse_an_ordering_they_cannot_follow() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let ws = workspace(&app, &tenant, &[]).await;
+    let nobody = queue(
+        &app,
+        &tenant,
+        &ws,
+        &[("FriendlyName", "nobody"), ("TargetWorkers", "1 == 0")],
+    )
+    .await;
+    let flow = workflow_to(&app, &tenant, &ws, &nobody, &[]).await;
+    let mut created = Vec::new();
+    for (name, priority) in [("a", "1"), ("b", "5"), ("c", "1"), ("d", "5"), ("e", "3")] {
+        let attributes = format!(r#"{{"name": "{name}"}}"#);
+        task(
+            &app,
+            &tenant,
+            &ws,
+            &[
+                ("WorkflowSid", flow.as_str()),
+                ("Attributes", attributes.as_str()),
+                ("Priority", priority),
+            ],
+        )
+        .await;
+        created.push(name);
+        // Distinct creation times, so that the secondary order is visible.
+        app.advance_clock(1_000).await;
+    }
+    let names = |list: &Value| -> Vec<String> {
+        list["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .map(|t| {
+                let attributes: Value =
+                    serde_json::from_str(t["attributes"].as_str().unwrap_or("{}"))
+                        .unwrap_or_default();
+                attributes["name"].as_str().unwrap_or_default().to_string()
+            })
+            .collect()
+    };
+    let ordered = |ordering: &str| ws.path(&format!("Tasks?Ordering={ordering}"));
+    let list = get(&app, &tenant, &ordered("Priority:desc,DateCreated:asc")).await;
+    assert_eq!(names(&list), ["b", "d", "e", "a", "c"]);
+    let list = get(&app, &tenant, &ordered("Priority:desc,DateCreated:desc")).await;
+    assert_eq!(names(&list), ["d", "b", "e", "c", "a"]);
+    let list = get(&app, &tenant, &ordered("priority:asc")).await;
+    assert_eq!(
+        names(&list),
+        ["a", "c", "e", "b", "d"],
+        "oldest first among equals"
+    );
+    let list = get(&app, &tenant, &ordered("DateCreated:desc")).await;
+    assert_eq!(names(&list), ["e", "d", "c", "b", "a"]);
+    let list = get(&app, &tenant, &ws.path("Tasks")).await;
+    assert_eq!(names(&list), created);
+
+    // A task's virtual start time can move it; its channel cannot change.
+    let first = list["tasks"][0]["sid"].as_str().expect("sid").to_string();
+    let (status, body) = app
+        .post_form(
+            &tenant,
+            &ws.path(&format!("Tasks/{first}")),
+            &[("VirtualStartTime", "2100-01-01T00:00:00Z")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["virtual_start_time"], "2100-01-01T00:00:00Z");
+    let list = get(&app, &tenant, &ordered("VirtualStartTime:asc")).await;
+    assert_eq!(names(&list), ["b", "c", "d", "e", "a"]);
+    let list = get(
+        &app,
+        &tenant,
+        &ordered("Priority:asc,VirtualStartTime:desc"),
+    )
+    .await;
+    assert_eq!(names(&list), ["a", "c", "e", "d", "b"]);
+    let (status, body) = app
+        .post_form(
+            &tenant,
+            &ws.path(&format!("Tasks/{first}")),
+            &[("TaskChannel", "voice")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let unchanged = get(&app, &tenant, &ws.path(&format!("Tasks/{first}"))).await;
+    assert_eq!(unchanged["task_channel_unique_name"], "default");
+
+    for bad in [
+        "Priority:sideways",
+        "Age:asc",
+        "Priority:desc,Priority:asc",
+        "DateCreated:asc,VirtualStartTime:desc",
+    ] {
+        let (status, body) = app.get(&tenant, &ordered(bad)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Ordering")),
+            "{bad}: {body}"
+        );
+    }
+
+    // A comma-separated status list means the same as repeated keys.
+    let repeated = get(
+        &app,
+        &tenant,
+        &ws.path("Tasks?AssignmentStatus=pending&AssignmentStatus=canceled"),
+    )
+    .await;
+    let joined = get(
+        &app,
+        &tenant,
+        &ws.path("Tasks?AssignmentStatus=pending,canceled"),
+    )
+    .await;
+    assert_eq!(names(&joined), names(&repeated));
+    assert_eq!(names(&joined).len(), 5);
+    // No task has add-ons.
+    let with_addons = get(&app, &tenant, &ws.path("Tasks?HasAddons=true")).await;
+    assert_eq!(names(&with_addons).len(), 0);
+    let without = get(&app, &tenant, &ws.path("Tasks?HasAddons=false")).await;
+    assert_eq!(names(&without).len(), 5);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn workers_are_found_by_their_own_fields_and_reservations_answer_where_they_were_asked() {
+    let app = spawn().await;
+    let tenant = app.tenant().await;
+    let ws = workspace(&app, &tenant, &[]).await;
+    let alice = worker(&app, &tenant, &ws, "Alice", r#"{"team": "red"}"#).await;
+    let (status, _) = app
+        .post_form(
+            &tenant,
+            &ws.path("Workers"),
+            &[
+                ("FriendlyName", "Bob"),
+                ("Attributes", r#"{"team": "red"}"#),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let names = |list: Value| -> Vec<String> {
+        let mut names: Vec<String> = list["workers"]
+            .as_array()
+            .expect("workers")
+            .iter()
+            .map(|w| w["friendly_name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let matching = |expression: &str| {
+        ws.path(&format!(
+            "Workers?TargetWorkersExpression={}",
+            expression
+                .replace(' ', "%20")
+                .replace('"', "%22")
+                .replace('=', "%3D")
+        ))
+    };
+    let list = get(&app, &tenant, &matching(r#"activity_name == "Available""#)).await;
+    assert_eq!(names(list), ["Alice"]);
+    let list = get(
+        &app,
+        &tenant,
+        &matching(r#"team == "red" AND friendly_name == "Bob""#),
+    )
+    .await;
+    assert_eq!(names(list), ["Bob"]);
+    let sid_expression = format!(r#"sid == "{alice}""#);
+    let list = get(&app, &tenant, &matching(&sid_expression)).await;
+    assert_eq!(names(list), ["Alice"]);
+    let list = get(&app, &tenant, &ws.path("Workers?FriendlyName=alice")).await;
+    assert_eq!(names(list), ["Alice"], "names are case-insensitive");
+
+    let everyone = queue(&app, &tenant, &ws, &[("FriendlyName", "all")]).await;
+    let flow = workflow_to(&app, &tenant, &ws, &everyone, &[]).await;
+    let created = task(&app, &tenant, &ws, &[("WorkflowSid", flow.as_str())]).await;
+    let task_sid = created["sid"].as_str().expect("task sid");
+    let reservation = reservations(&app, &tenant, &ws, task_sid).await[0].clone();
+    let reservation_sid = reservation["sid"].as_str().expect("reservation sid");
+    assert!(
+        reservation["url"].as_str().is_some_and(
+            |u| u.ends_with(&format!("/Tasks/{task_sid}/Reservations/{reservation_sid}"))
+        ),
+        "{reservation}"
+    );
+    let under_worker = ws.path(&format!("Workers/{alice}/Reservations"));
+    let listed = get(&app, &tenant, &under_worker).await["reservations"][0].clone();
+    let fetched = get(&app, &tenant, &format!("{under_worker}/{reservation_sid}")).await;
+    for view in [&listed, &fetched] {
+        assert!(
+            view["url"].as_str().is_some_and(
+                |u| u.ends_with(&format!("/Workers/{alice}/Reservations/{reservation_sid}"))
+            ),
+            "{view}"
+        );
+    }
+    // A worker's sid in a task's place finds nothing.
+    let (status, _) = app
+        .get(
+            &tenant,
+            &ws.path(&format!("Tasks/{alice}/Reservations/{reservation_sid}")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // An instruction this host cannot carry out is a client error that changes nothing.
+    let (status, body) = app
+        .post_form(
+            &tenant,
+            &format!("{under_worker}/{reservation_sid}"),
+            &[("Instruction", "conference"), ("From", "+15550100")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], 31009);
+    let after = get(&app, &tenant, &format!("{under_worker}/{reservation_sid}")).await;
+    assert_eq!(after["reservation_status"], "pending");
+    assert_eq!(after["date_updated"], fetched["date_updated"]);
     app.shutdown().await;
 }

@@ -1,35 +1,109 @@
-//! Wire compatibility with the reference's SDKs: a TaskRouter client written in Python with only
-//! the standard library, behaving like twilio-python (form-encoded PascalCase bodies, repeated
-//! keys for arrays, `If-Match`, Basic auth, paging by GETting `meta.next_page_url` as an absolute
-//! URL), runs the reference's quickstart sequence against a real host.
+//! Wire compatibility with the reference's SDKs, two ways, each running the reference's
+//! quickstart sequence against a real host:
 //!
-//! The client and the script are in `tests/python/`. `python3` must be installed: without it this
-//! test fails rather than skips, since CI installs it.
+//! - a TaskRouter client written in Python with only the standard library, behaving like
+//!   twilio-python (form-encoded PascalCase bodies, repeated keys for arrays, `If-Match`, Basic
+//!   auth, paging by GETting `meta.next_page_url` as an absolute URL), whose checks of the wire
+//!   format are its own;
+//! - the official twilio-python SDK itself, pinned, installed into a virtual environment under
+//!   `target/` the first time (from PyPI), with only its TaskRouter base URL pointed here.
+//!
+//! The scripts are in `tests/python/`. `python3` must be installed: without it, or without a way
+//! to install the SDK, these tests fail rather than skip, since CI has both.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use switchboard_tests::TestApp;
+use switchboard_tests::{Tenant, TestApp};
 
-/// How long the Python script may take before the test gives up on it.
+/// How long a Python script may take before the test gives up on it.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(180);
+
+/// The SDK release the second test runs; a newer one is a deliberate change here.
+const TWILIO_SDK: &str = "twilio==9.13.0";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stdlib_python_client_speaking_the_reference_wire_format_runs_the_quickstart() {
     let app = TestApp::spawn().await;
     let tenant = app.tenant().await;
+    run_script(
+        &app,
+        &tenant,
+        Path::new("python3"),
+        "test_taskrouter_wire.py",
+    )
+    .await;
+    app.shutdown().await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_twilio_python_sdk_runs_the_quickstart_unchanged() {
+    let python = twilio_python().await;
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant().await;
+    run_script(&app, &tenant, &python, "test_twilio_sdk.py").await;
+    app.shutdown().await;
+}
+
+/// An interpreter with the pinned SDK: a virtual environment under the workspace's `target/`,
+/// made and filled the first time.
+async fn twilio_python() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("twilio-python");
+    let python = root.join("bin").join("python");
+    let sdk = TWILIO_SDK.replace("==", "-");
+    let marker = root.join(format!("{sdk}.installed"));
+    if marker.is_file() {
+        return python;
+    }
+    let steps: [(&Path, Vec<&str>); 2] = [
+        (Path::new("python3"), vec!["-m", "venv", "--clear"]),
+        (&python, vec!["-m", "pip", "install", "--quiet", TWILIO_SDK]),
+    ];
+    for (program, args) in steps {
+        let mut command = tokio::process::Command::new(program);
+        command.args(&args);
+        if program == Path::new("python3") {
+            command.arg(&root);
+        }
+        let output = tokio::time::timeout(Duration::from_secs(300), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("{} {args:?} took more than 5 minutes", program.display()))
+            .unwrap_or_else(|error| {
+                panic!(
+                    "could not run {} ({error}): this test needs python3 with venv and pip, and                      PyPI (or a local wheel index) to install {TWILIO_SDK}",
+                    program.display()
+                )
+            });
+        assert!(
+            output.status.success(),
+            "installing {TWILIO_SDK} into {} failed: {} {args:?}\n{}{}",
+            root.display(),
+            program.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    std::fs::write(&marker, TWILIO_SDK).expect("mark the SDK installed");
+    python
+}
+
+/// Runs `tests/python/{script}` with `python` against the host as `tenant`; it must print
+/// `ALL STEPS PASSED` and exit 0.
+async fn run_script(app: &TestApp, tenant: &Tenant, python: &Path, script: &str) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("python")
-        .join("test_taskrouter_wire.py");
+        .join(script);
     assert!(
         script.is_file(),
         "the wire test script is missing: {}",
         script.display()
     );
 
-    let mut command = tokio::process::Command::new("python3");
+    let mut command = tokio::process::Command::new(python);
     command
         .arg("-B")
         .arg(&script)
@@ -49,11 +123,12 @@ async fn a_stdlib_python_client_speaking_the_reference_wire_format_runs_the_quic
     let child = match command.spawn() {
         Ok(child) => child,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!(
-            "python3 is not installed (or not on PATH): this test needs it to run the \
-             standard-library TaskRouter client in tests/python/. Install Python 3.11+ \
-             (e.g. `apt-get install python3`) and run the test again."
+            "{} is not installed (or not on PATH): this test needs it to run the \
+             TaskRouter clients in tests/python/. Install Python 3.11+ \
+             (e.g. `apt-get install python3`) and run the test again.",
+            python.display()
         ),
-        Err(error) => panic!("could not start python3: {error}"),
+        Err(error) => panic!("could not start {}: {error}", python.display()),
     };
     // The host runs on this test's runtime; awaiting the child keeps it serving meanwhile.
     let output = match tokio::time::timeout(SCRIPT_DEADLINE, child.wait_with_output()).await {
@@ -75,5 +150,4 @@ async fn a_stdlib_python_client_speaking_the_reference_wire_format_runs_the_quic
         stdout.contains("ALL STEPS PASSED"),
         "the Python wire test exited 0 without finishing:\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
     );
-    app.shutdown().await;
 }

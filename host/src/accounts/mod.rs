@@ -1,4 +1,5 @@
-//! Tenants. An operator creates accounts; each authenticates with `AccountSid:AuthToken` and may
+//! Tenants. An operator creates accounts; each authenticates with `AccountSid:AuthToken`, or with
+//! one of its API keys as `KeySid:Secret` (as the reference's SDKs do when given a key), and may
 //! carry its own invocation limits overriding the host's defaults.
 
 pub mod api;
@@ -95,7 +96,7 @@ pub struct Accounts {
     verified: Verified,
 }
 
-/// Credentials checked recently, by account sid. Every tenant request authenticates, and asking
+/// Credentials checked recently, by account sid or API key sid. Every tenant request authenticates, and asking
 /// the database each time costs a round trip to its connection's thread (a fifth of the CPU of a
 /// busy host); an entry stands for its token's digest and the account as read, until it is older
 /// than the configured time or this host changes the account.
@@ -148,7 +149,7 @@ impl Verified {
         self.changes.load(Ordering::SeqCst)
     }
 
-    fn remember(&self, token_sha256: String, account: &Account, mark: u64) {
+    fn remember(&self, sid: &str, token_sha256: String, account: &Account, mark: u64) {
         if let Some(entries) = &self.entries {
             if self.mark() != mark {
                 return;
@@ -158,19 +159,30 @@ impl Verified {
                 account: account.clone(),
                 checked_ms: self.clock.now_ms(),
             };
-            entries.insert(account.sid.clone(), Arc::new(credential));
+            entries.insert(sid.to_string(), Arc::new(credential));
             // A change that landed while inserting counts before it invalidates: one of the two
             // sees the other.
             if self.mark() != mark {
-                entries.invalidate(&account.sid);
+                entries.invalidate(sid);
             }
         }
     }
 
+    /// Forgets one credential: a deleted API key.
     fn forget(&self, sid: &str) {
         self.changes.fetch_add(1, Ordering::SeqCst);
         if let Some(entries) = &self.entries {
             entries.invalidate(sid);
+        }
+    }
+
+    /// Forgets every credential, after an account changed: its API keys' entries carry the account
+    /// too, and accounts change rarely (an operator's update), so no index from an account to its
+    /// keys is kept.
+    fn forget_all(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        if let Some(entries) = &self.entries {
+            entries.invalidate_all();
         }
     }
 }
@@ -188,6 +200,9 @@ fn to_u64(value: Option<i64>) -> Option<u64> {
 }
 
 const COLUMNS: &str = "sid, friendly_name, status, fuel_limit, deadline_ms, memory_limit_bytes, host_call_limit, date_created, date_updated";
+
+/// [`COLUMNS`] of the account `a` in a join.
+const KEYED_COLUMNS: &str = "a.sid, a.friendly_name, a.status, a.fuel_limit, a.deadline_ms, a.memory_limit_bytes, a.host_call_limit, a.date_created, a.date_updated";
 
 fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account, sqlx::Error> {
     let status: String = row.try_get("status")?;
@@ -249,9 +264,10 @@ impl Accounts {
         rows.iter().map(account_from_row).collect()
     }
 
-    /// The active account whose credentials these are, if they are right. Credentials verified
-    /// within the configured time are answered from memory; anything else (a first request, a
-    /// different token, an expired entry) asks the database.
+    /// The active account whose credentials these are, if they are right: an account's sid and
+    /// auth token, or an API key's sid (`SK...`) and secret. Credentials verified within the
+    /// configured time are answered from memory; anything else (a first request, a different
+    /// token, an expired entry) asks the database.
     pub async fn authenticate(
         &self,
         sid: &str,
@@ -262,14 +278,26 @@ impl Accounts {
             return Ok(Some(account));
         }
         let mark = self.verified.mark();
-        // One read for the check and the account.
-        let sql = format!("SELECT {COLUMNS}, auth_token_sha256 FROM accounts WHERE sid = $1");
+        // One read for the check and the account. A key's secret is kept as is (it signs access
+        // tokens), so its digest is taken here to compare like an auth token's.
+        let by_key = crate::sid::is_sid("SK", sid);
+        let sql = if by_key {
+            format!(
+                "SELECT {KEYED_COLUMNS}, k.secret AS key_secret FROM api_keys k JOIN accounts a ON a.sid = k.account_sid WHERE k.sid = $1"
+            )
+        } else {
+            format!("SELECT {COLUMNS}, auth_token_sha256 FROM accounts WHERE sid = $1")
+        };
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(sid)
             .fetch_optional(self.db.pool())
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let stored: String = row.try_get("auth_token_sha256")?;
+        let stored = if by_key {
+            token_hash(&row.try_get::<String, _>("key_secret")?)
+        } else {
+            row.try_get("auth_token_sha256")?
+        };
         if !bool::from(stored.as_bytes().ct_eq(presented.as_bytes())) {
             return Ok(None);
         }
@@ -278,8 +306,13 @@ impl Accounts {
             self.verified.forget(sid);
             return Ok(None);
         }
-        self.verified.remember(presented, &account, mark);
+        self.verified.remember(sid, presented, &account, mark);
         Ok(Some(account))
+    }
+
+    /// Stops a deleted API key's credentials at this host's next request.
+    pub fn forget_key(&self, key_sid: &str) {
+        self.verified.forget(key_sid);
     }
 
     pub async fn update(
@@ -309,8 +342,9 @@ impl Accounts {
         .bind(now_ms())
         .execute(self.db.pool())
         .await?;
-        // A suspension must stop the next request, not one a cache lifetime later.
-        self.verified.forget(sid);
+        // A suspension must stop the next request, not one a cache lifetime later, also for the
+        // account's API keys.
+        self.verified.forget_all();
         self.get(sid).await
     }
 }

@@ -1,5 +1,6 @@
-//! Who is calling. Tenants authenticate with HTTP Basic `AccountSid:AuthToken`, as the reference
-//! platform's SDKs do; operators with `Authorization: Bearer <admin token>`.
+//! Who is calling. Tenants authenticate with HTTP Basic `AccountSid:AuthToken` or
+//! `ApiKeySid:Secret`, as the reference platform's SDKs do; operators with
+//! `Authorization: Bearer <admin token>`.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -17,6 +18,11 @@ pub struct Tenant(pub Account);
 
 /// An authenticated operator request.
 pub struct Operator;
+
+/// A tenant request made with the account's own auth token. API keys may use every tenant API
+/// except the management of API keys: a key that leaked cannot mint itself successors, as in the
+/// reference. Taken after the request authenticated.
+pub struct AuthTokenOnly;
 
 /// A 401 that also tells HTTP clients which scheme to use.
 pub struct Unauthorized(ApiError);
@@ -71,7 +77,7 @@ impl FromRequestParts<AppState> for Tenant {
     ) -> Result<Self, Self::Rejection> {
         let Some((sid, token)) = basic_credentials(parts) else {
             return Err(unauthorized(
-                "Authentication required: send HTTP Basic credentials AccountSid:AuthToken",
+                "Authentication required: send HTTP Basic credentials AccountSid:AuthToken (or ApiKeySid:Secret)",
             ));
         };
         match state
@@ -82,8 +88,22 @@ impl FromRequestParts<AppState> for Tenant {
         {
             Some(account) => Ok(Tenant(account)),
             None => Err(unauthorized(
-                "Authentication failed: the AccountSid or AuthToken is wrong, or the account is suspended",
+                "Authentication failed: the AccountSid and AuthToken (or ApiKeySid and Secret) are wrong, the key was deleted, or the account is suspended",
             )),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AuthTokenOnly {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        match basic_credentials(parts) {
+            Some((sid, _)) if crate::sid::is_sid("SK", &sid) => Err(ApiError::new(
+                Code::ApiKeyNotAllowed,
+                "API keys cannot create, rename or delete API keys: use AccountSid:AuthToken",
+            )),
+            _ => Ok(AuthTokenOnly),
         }
     }
 }

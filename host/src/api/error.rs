@@ -44,7 +44,9 @@ error_codes! {
     InvalidParameter = 20001, BAD_REQUEST, "Invalid parameter",
         "Check the parameter named in the message against the API reference.";
     AuthenticationRequired = 20003, UNAUTHORIZED, "Authentication failed",
-        "Send HTTP Basic credentials AccountSid:AuthToken (tenant APIs) or `Authorization: Bearer <admin token>` (operator APIs).";
+        "Send HTTP Basic credentials AccountSid:AuthToken or ApiKeySid:Secret (tenant APIs) or `Authorization: Bearer <admin token>` (operator APIs).";
+    ApiKeyNotAllowed = 20403, FORBIDDEN, "Not allowed with an API key",
+        "Manage API keys with the account's own credentials, AccountSid:AuthToken.";
     NotFound = 20404, NOT_FOUND, "Resource not found",
         "Check the sid or name in the URL; resources of other accounts are never visible.";
     MethodNotAllowed = 20405, METHOD_NOT_ALLOWED, "Method not allowed",
@@ -107,8 +109,8 @@ error_codes! {
         "The module called host interfaces more often than its limit allows; batch the calls or raise HostCallLimit.";
     ModuleHostError = 31008, BAD_GATEWAY, "Handler module could not be run",
         "The host could not run the module (busy or being reloaded); retry the call.";
-    VerbNotAvailable = 31009, BAD_GATEWAY, "Instruction not available",
-        "The instruction is valid but this host cannot carry it out yet (the message says which); use another instruction.";
+    VerbNotAvailable = 31009, BAD_REQUEST, "Instruction not available",
+        "The instruction is valid but this host cannot carry it out (the message says which); use another instruction. Nothing changed.";
     UnknownNumber = 31010, NOT_FOUND, "Unknown phone number",
         "No phone number of this account matches To; buy it with POST /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json first.";
     CallNotLive = 31011, CONFLICT, "Call is not live",

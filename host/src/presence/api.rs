@@ -15,6 +15,7 @@ use super::keys::{ApiKey, Keys};
 use super::socket::MAX_MESSAGE_BYTES;
 use super::{PresenceView, socket};
 use crate::api::FormPairs;
+use crate::api::auth::AuthTokenOnly;
 use crate::api::error::{ApiError, ApiResult, Code};
 use crate::api::resources::{Caller, QueryPairs, envelope, friendly_name};
 use crate::app::AppState;
@@ -48,6 +49,7 @@ fn key_json(base: &str, key: &ApiKey) -> Value {
     responses((status = 201, description = "The key, with its secret (shown only here)"), (status = 400, description = "An invalid FriendlyName", body = crate::api::error::ErrorBody)))]
 pub async fn create_key(
     caller: Caller,
+    _: AuthTokenOnly,
     State(state): State<AppState>,
     form: FormPairs,
 ) -> ApiResult<Response> {
@@ -103,6 +105,7 @@ pub async fn fetch_key(
     responses((status = 200, description = "The renamed key"), (status = 400, description = "An invalid FriendlyName", body = crate::api::error::ErrorBody), (status = 404, description = "No such key", body = crate::api::error::ErrorBody)))]
 pub async fn update_key(
     caller: Caller,
+    _: AuthTokenOnly,
     State(state): State<AppState>,
     Path(sid): Path<String>,
     form: FormPairs,
@@ -125,6 +128,7 @@ pub async fn update_key(
     responses((status = 204, description = "The key is deleted and its tokens revoked"), (status = 404, description = "No such key", body = crate::api::error::ErrorBody)))]
 pub async fn delete_key(
     caller: Caller,
+    _: AuthTokenOnly,
     State(state): State<AppState>,
     Path(sid): Path<String>,
 ) -> ApiResult<StatusCode> {
@@ -137,6 +141,7 @@ pub async fn delete_key(
     if !deleted {
         return Err(ApiError::not_found(&sid));
     }
+    state.accounts.forget_key(&sid);
     state.presence.revoke_key(&caller.account_sid, &sid);
     Ok(StatusCode::NO_CONTENT)
 }

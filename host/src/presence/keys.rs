@@ -1,5 +1,6 @@
-//! API keys (`SK...`): named secrets of an account that sign access tokens. The secret is shown
-//! once, in the answer to the create call; deleting a key revokes every token it signed.
+//! API keys (`SK...`): named secrets of an account that sign access tokens and authenticate REST
+//! requests (`KeySid:Secret`, see `accounts`). The secret is shown once, in the answer to the
+//! create call; deleting a key revokes every token it signed and its REST access.
 
 use serde::Serialize;
 use sqlx::Row;

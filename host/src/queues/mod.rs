@@ -91,6 +91,9 @@ pub struct Ring {
     /// The caller id the worker sees; none = the caller's number.
     pub from: Option<String>,
     pub timeout_seconds: u32,
+    /// Where the worker's leg posts its call progress, and on which events (none = `completed`).
+    pub status_callback: Option<String>,
+    pub status_callback_events: Vec<String>,
 }
 
 /// One side of a connection between two calls run by different sessions: each side learns when

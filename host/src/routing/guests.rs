@@ -72,7 +72,7 @@ impl Routing {
                 space.update_task_attributes(fx, task_sid, text, value);
             }
             if let Some(priority) = priority {
-                space.update_task_priority(fx, task_sid, i64::from(priority.max(0)));
+                space.reorder_task(fx, task_sid, Some(i64::from(priority.max(0))), None);
             }
             let task = space
                 .tasks

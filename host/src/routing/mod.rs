@@ -360,6 +360,8 @@ impl Routing {
             to: dequeue.to.clone(),
             from: dequeue.from.clone(),
             timeout_seconds: u32::try_from(dequeue.timeout_seconds).unwrap_or(60),
+            status_callback: dequeue.status_callback.clone(),
+            status_callback_events: dequeue.status_callback_events.clone(),
         };
         if !self.inner.queues.ring(&dequeue.call_sid, ring) {
             tracing::info!(call = %dequeue.call_sid, reservation = %dequeue.reservation_sid, "dequeue: the caller is no longer waiting");
@@ -391,33 +393,37 @@ impl Routing {
                     )
                     .await
             }
-            space::CallOrder::Place { to, from, url } => {
-                match telephony.accounts().get(&account_sid).await {
-                    Ok(Some(account)) => telephony
-                        .outbound(
-                            &account,
-                            crate::telephony::OutboundCall {
-                                to,
-                                from,
-                                handlers: crate::telephony::session::Handlers {
-                                    url,
-                                    method: "POST".into(),
-                                    fallback_url: None,
-                                    fallback_method: "POST".into(),
-                                },
-                                application_sid: None,
-                                status_callback: None,
-                                status_callback_method: "POST".into(),
-                                status_callback_events: Vec::new(),
-                                timeout_seconds: 60,
+            space::CallOrder::Place {
+                to,
+                from,
+                url,
+                timeout_seconds,
+                status_callback,
+            } => match telephony.accounts().get(&account_sid).await {
+                Ok(Some(account)) => telephony
+                    .outbound(
+                        &account,
+                        crate::telephony::OutboundCall {
+                            to,
+                            from,
+                            handlers: crate::telephony::session::Handlers {
+                                url,
+                                method: "POST".into(),
+                                fallback_url: None,
+                                fallback_method: "POST".into(),
                             },
-                        )
-                        .await
-                        .map(|_| ()),
-                    Ok(None) => return,
-                    Err(error) => Err(error.into()),
-                }
-            }
+                            application_sid: None,
+                            status_callback,
+                            status_callback_method: "POST".into(),
+                            status_callback_events: Vec::new(),
+                            timeout_seconds,
+                        },
+                    )
+                    .await
+                    .map(|_| ()),
+                Ok(None) => return,
+                Err(error) => Err(error.into()),
+            },
         };
         if let Err(error) = result {
             tracing::info!(%error, "a reservation's call instruction was not carried out");

@@ -66,11 +66,14 @@ pub struct Effects {
 /// A call a reservation instruction asks for, carried out once the instruction is committed.
 #[derive(Debug, Clone)]
 pub enum CallOrder {
-    /// `call`: place an outbound call to `to` from `from` running `url`.
+    /// `call`: place an outbound call to `to` from `from` running `url`, ringing for
+    /// `timeout_seconds`, with the call's status posted to `status_callback` when it ends.
     Place {
         to: String,
         from: String,
         url: String,
+        timeout_seconds: u32,
+        status_callback: Option<String>,
     },
     /// `redirect`: send a live call of the account to `url`.
     Redirect { call_sid: String, url: String },
@@ -86,6 +89,9 @@ pub struct Dequeue {
     pub from: Option<String>,
     pub timeout_seconds: i64,
     pub post_work_activity_sid: Option<String>,
+    /// Where the worker's call leg posts its status, and on which events (none = `completed`).
+    pub status_callback: Option<String>,
+    pub status_callback_events: Vec<String>,
 }
 
 fn touch(list: &mut Vec<String>, sid: &str) {
@@ -110,46 +116,65 @@ impl Scope for TargetScope<'_> {
         };
         match root.as_str() {
             "task" => follow(self.task, rest).map(std::borrow::Cow::Borrowed),
-            "worker" => self.worker_value(rest),
+            "worker" => worker_value(self.worker, self.activity_name, self.channels, rest),
             _ => None,
         }
     }
 }
 
-impl TargetScope<'_> {
-    fn worker_value(&self, rest: &[Segment]) -> Option<std::borrow::Cow<'_, Value>> {
-        use std::borrow::Cow;
-        if let [Segment::Key(key)] = rest {
-            let own = match key.as_str() {
-                "sid" => Some(self.worker.sid.as_str()),
-                "friendly_name" => Some(self.worker.friendly_name.as_str()),
-                "activity_sid" => Some(self.worker.activity_sid.as_str()),
-                "activity_name" => Some(self.activity_name),
-                _ => None,
-            };
-            if let Some(own) = own {
-                return Some(Cow::Owned(Value::String(own.to_string())));
-            }
-        }
-        if let [
-            Segment::Key(channel),
-            Segment::Key(name),
-            Segment::Key(figure),
-        ] = rest
-            && channel == "channel"
-        {
-            let task_channel = self.channels.iter().find(|c| &c.unique_name == name)?;
-            let capacity = self.worker.channel(&task_channel.sid)?;
-            let value = match figure.as_str() {
-                "configured_capacity" => json!(capacity.capacity),
-                "assigned_tasks" => json!(capacity.assigned),
-                "available_capacity_percentage" => json!(percentage(capacity)),
-                _ => return None,
-            };
-            return Some(Cow::Owned(value));
-        }
-        follow(&self.worker.attributes, rest).map(Cow::Borrowed)
+/// One worker, for the workers list's `TargetWorkersExpression`: its attributes plus its own
+/// fields and channel figures, as `worker.` paths see them in target expressions.
+pub struct WorkerScope<'a> {
+    pub worker: &'a Worker,
+    pub activity_name: &'a str,
+    pub channels: &'a [TaskChannel],
+}
+
+impl Scope for WorkerScope<'_> {
+    fn lookup(&self, path: &[Segment]) -> Option<std::borrow::Cow<'_, Value>> {
+        worker_value(self.worker, self.activity_name, self.channels, path)
     }
+}
+
+/// A worker's `sid`, `friendly_name`, `activity_sid` and `activity_name`, its
+/// `channel.<name>.<figure>`, else its attribute at `path`.
+fn worker_value<'a>(
+    worker: &'a Worker,
+    activity_name: &str,
+    channels: &[TaskChannel],
+    path: &[Segment],
+) -> Option<std::borrow::Cow<'a, Value>> {
+    use std::borrow::Cow;
+    if let [Segment::Key(key)] = path {
+        let own = match key.as_str() {
+            "sid" => Some(worker.sid.as_str()),
+            "friendly_name" => Some(worker.friendly_name.as_str()),
+            "activity_sid" => Some(worker.activity_sid.as_str()),
+            "activity_name" => Some(activity_name),
+            _ => None,
+        };
+        if let Some(own) = own {
+            return Some(Cow::Owned(Value::String(own.to_string())));
+        }
+    }
+    if let [
+        Segment::Key(channel),
+        Segment::Key(name),
+        Segment::Key(figure),
+    ] = path
+        && channel == "channel"
+    {
+        let task_channel = channels.iter().find(|c| &c.unique_name == name)?;
+        let capacity = worker.channel(&task_channel.sid)?;
+        let value = match figure.as_str() {
+            "configured_capacity" => json!(capacity.capacity),
+            "assigned_tasks" => json!(capacity.assigned),
+            "available_capacity_percentage" => json!(percentage(capacity)),
+            _ => return None,
+        };
+        return Some(Cow::Owned(value));
+    }
+    follow(&worker.attributes, path).map(Cow::Borrowed)
 }
 
 pub fn percentage(channel: &WorkerChannel) -> i64 {
@@ -1669,14 +1694,27 @@ impl Space {
     }
 
     /// Changes a task's priority (and its place in its queue).
-    pub fn update_task_priority(&mut self, fx: &mut Effects, task_sid: &str, priority: i64) {
+    /// Changes what orders a task in its queue: its priority, its virtual start time, or both.
+    /// A waiting task takes its new place at once.
+    pub fn reorder_task(
+        &mut self,
+        fx: &mut Effects,
+        task_sid: &str,
+        priority: Option<i64>,
+        virtual_start_time: Option<i64>,
+    ) {
         let now = self.now;
         let waiting = self.tasks.get(task_sid).is_some_and(|t| t.place.is_some());
         if waiting {
             self.unfile_task(task_sid);
         }
         if let Some(task) = self.tasks.get_mut(task_sid) {
-            task.priority = priority;
+            if let Some(priority) = priority {
+                task.priority = priority;
+            }
+            if let Some(time) = virtual_start_time {
+                task.virtual_start_time = time;
+            }
             task.version += 1;
             task.date_updated = now;
         }
@@ -1781,6 +1819,15 @@ impl Space {
                 "post_work_activity_sid {activity} is not an activity of this workspace"
             )));
         }
+        let status_callback = instruction
+            .get("status_callback_url")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string);
+        if let Some(url) = &status_callback {
+            crate::telephony::resources::check_callback_url("status_callback_url", url)?;
+        }
+        let status_callback_events = callback_events(instruction.get("status_callback_events"))?;
         self.accept(fx, reservation_sid)?;
         fx.dequeues.push(Dequeue {
             reservation_sid: reservation_sid.to_string(),
@@ -1793,6 +1840,8 @@ impl Space {
                 .map(str::to_string),
             timeout_seconds,
             post_work_activity_sid,
+            status_callback,
+            status_callback_events,
         });
         Ok(())
     }
@@ -1969,6 +2018,32 @@ fn not_pending(sid: &str, status: Option<ReservationStatus>) -> ApiError {
 }
 
 /// An expression for a queue's TargetWorkers, with the reference's default.
+/// A dequeue's `status_callback_events`: call progress events, as a list or as text separated by
+/// commas or spaces (`DequeueStatusCallbackEvent` repeated arrives joined by commas).
+fn callback_events(value: Option<&Value>) -> Result<Vec<String>, ApiError> {
+    let names: Vec<String> = match value {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(text)) => text
+            .split([',', ' '])
+            .filter(|name| !name.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_string).unwrap_or_default())
+            .collect(),
+        Some(other) => vec![other.to_string()],
+    };
+    for name in &names {
+        if !crate::telephony::CALLBACK_EVENTS.contains(&name.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "status_callback_events {name:?} is not one of initiated, ringing, answered, completed"
+            )));
+        }
+    }
+    Ok(names)
+}
+
 pub fn target_workers(text: Option<&str>) -> Result<Expression, ApiError> {
     let text = text.filter(|t| !t.trim().is_empty()).unwrap_or("1==1");
     Expression::parse(text).map_err(|e| ApiError::invalid(format!("TargetWorkers: {e}")))

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::expression::Expression;
 use super::model::*;
 use super::space::{Space, percentage};
-use super::store::StoredWorkspace;
+use super::store::{ReservationOwner, StoredWorkspace};
 use crate::runtime::bindings::types;
 use crate::store::rfc3339;
 
@@ -88,15 +88,16 @@ pub fn task_channel(base: &str, space: &Space, c: &TaskChannel) -> Value {
     })
 }
 
-/// A worker; `attributes` only in single-resource answers, as the reference documents.
-pub fn worker(base: &str, space: &Space, w: &Worker, with_attributes: bool) -> Value {
+/// A worker. Lists carry `attributes` too, as tasks' do: the reference documents them as null in
+/// lists, but its service answers them, and client programs read them from lists.
+pub fn worker(base: &str, space: &Space, w: &Worker) -> Value {
     let ws = &space.workspace.sid;
     let url = format!("{base}/v1/Workspaces/{ws}/Workers/{}", w.sid);
     json!({
         "account_sid": space.workspace.account_sid,
         "activity_name": space.activity_name(&w.activity_sid),
         "activity_sid": w.activity_sid,
-        "attributes": with_attributes.then_some(&w.attributes_text),
+        "attributes": w.attributes_text,
         "available": space.worker_available(w),
         "date_created": date(w.date_created),
         "date_status_changed": date(w.date_status_changed),
@@ -229,14 +230,28 @@ pub fn task(base: &str, space: &Space, t: &Task, with_attributes: bool) -> Value
     })
 }
 
-pub fn reservation(base: &str, space: &Space, r: &Reservation, worker_name: Option<&str>) -> Value {
+/// A reservation as seen under `owner`: its `url` is the path it was asked by, the task's
+/// reservations or the worker's, as the reference's service answers.
+pub fn reservation(base: &str, space: &Space, r: &Reservation, owner: ReservationOwner) -> Value {
     let ws = &space.workspace.sid;
-    let name = worker_name.map(str::to_string).or_else(|| {
-        space
-            .workers
-            .get(&r.worker_sid)
-            .map(|w| w.friendly_name.clone())
-    });
+    let name = space
+        .workers
+        .get(&r.worker_sid)
+        .map(|w| w.friendly_name.clone());
+    let url = match owner {
+        ReservationOwner::Task(_) => {
+            format!(
+                "{base}/v1/Workspaces/{ws}/Tasks/{}/Reservations/{}",
+                r.task_sid, r.sid
+            )
+        }
+        ReservationOwner::Worker(_) => {
+            format!(
+                "{base}/v1/Workspaces/{ws}/Workers/{}/Reservations/{}",
+                r.worker_sid, r.sid
+            )
+        }
+    };
     json!({
         "account_sid": space.workspace.account_sid,
         "date_created": date(r.date_created),
@@ -247,7 +262,7 @@ pub fn reservation(base: &str, space: &Space, r: &Reservation, worker_name: Opti
         "worker_name": name,
         "worker_sid": r.worker_sid,
         "workspace_sid": ws,
-        "url": format!("{base}/v1/Workspaces/{ws}/Tasks/{}/Reservations/{}", r.task_sid, r.sid),
+        "url": url,
         "links": {
             "task": format!("{base}/v1/Workspaces/{ws}/Tasks/{}", r.task_sid),
             "worker": format!("{base}/v1/Workspaces/{ws}/Workers/{}", r.worker_sid),

@@ -11,6 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::CALLBACK_EVENTS;
 use super::OutboundCall;
 use super::calls::{CallFilter, Segment};
 use super::resources::{
@@ -327,8 +328,6 @@ pub async fn delete_number(
         Err(ApiError::not_found(sid))
     }
 }
-
-const CALLBACK_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];
 
 /// Places an outbound call: `To`, `From`, and `Url` or `ApplicationSid`; optional `Method`,
 /// `FallbackUrl`, `StatusCallback`, `StatusCallbackEvent` (repeatable), `Timeout`.

@@ -39,6 +39,9 @@ pub(crate) struct Live {
     leg: Leg,
 }
 
+/// The call progress events a status callback may ask for (`StatusCallbackEvent`).
+pub const CALLBACK_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];
+
 /// What sessions share.
 pub struct Core {
     pub db: Db,

@@ -76,7 +76,7 @@ async fn reservation_list(
             .filter(|r| query.get("WorkerSid").is_none_or(|w| r.worker_sid == w))
             .collect();
         rendered_envelope(&caller.base, &path, "reservations", &query, matching, |r| {
-            views::reservation(&caller.base, space, r, None)
+            views::reservation(&caller.base, space, r, owner)
         })
     })
 }
@@ -128,7 +128,7 @@ async fn one_reservation(
     state: &AppState,
     caller: &Caller,
     ws: &str,
-    owner: &str,
+    owner: ReservationOwner<'_>,
     sid: &str,
 ) -> ApiResult<Reservation> {
     let live = state.routing.read(&caller.account_sid, ws, |space| {
@@ -140,7 +140,7 @@ async fn one_reservation(
             .await?
             .ok_or_else(|| not_found(sid))?,
     };
-    if reservation.task_sid == owner || reservation.worker_sid == owner {
+    if owner.owns(&reservation) {
         Ok(reservation)
     } else {
         Err(not_found(sid))
@@ -153,13 +153,23 @@ async fn one_reservation(
 pub async fn fetch_task_reservation(
     caller: Caller,
     State(state): State<AppState>,
-    Path((ws, owner, sid)): Path<(String, String, String)>,
+    Path((ws, task, sid)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let r = one_reservation(&state, &caller, &ws, &owner, &sid).await?;
+    fetch_reservation(caller, state, ws, ReservationOwner::Task(&task), sid).await
+}
+
+async fn fetch_reservation(
+    caller: Caller,
+    state: AppState,
+    ws: String,
+    owner: ReservationOwner<'_>,
+    sid: String,
+) -> ApiResult<Response> {
+    let r = one_reservation(&state, &caller, &ws, owner, &sid).await?;
     state.routing.read(&caller.account_sid, &ws, |space| {
         Ok(versioned(
             StatusCode::OK,
-            views::reservation(&caller.base, space, &r, None),
+            views::reservation(&caller.base, space, &r, owner),
             r.version,
         ))
     })
@@ -170,10 +180,10 @@ pub async fn fetch_task_reservation(
     responses((status = 200, description = "The reservation; its version is the ETag"), (status = 404, description = "No such workspace, or no such reservation of the worker", body = crate::api::error::ErrorBody)))]
 pub async fn fetch_worker_reservation(
     caller: Caller,
-    state: State<AppState>,
-    path: Path<(String, String, String)>,
+    State(state): State<AppState>,
+    Path((ws, worker, sid)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    fetch_task_reservation(caller, state, path).await
+    fetch_reservation(caller, state, ws, ReservationOwner::Worker(&worker), sid).await
 }
 
 #[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Tasks/{TaskSid}/Reservations/{Sid}", tag = "work distribution", security(("account" = [])),
@@ -182,11 +192,24 @@ pub async fn fetch_worker_reservation(
 pub async fn update_task_reservation(
     caller: Caller,
     State(state): State<AppState>,
-    Path((ws, owner, sid)): Path<(String, String, String)>,
+    Path((ws, task, sid)): Path<(String, String, String)>,
     headers: HeaderMap,
     form: FormPairs,
 ) -> ApiResult<Response> {
-    let current = one_reservation(&state, &caller, &ws, &owner, &sid).await?;
+    let owner = ReservationOwner::Task(&task);
+    update_reservation(caller, state, ws, owner, sid, headers, form).await
+}
+
+async fn update_reservation(
+    caller: Caller,
+    state: AppState,
+    ws: String,
+    owner: ReservationOwner<'_>,
+    sid: String,
+    headers: HeaderMap,
+    form: FormPairs,
+) -> ApiResult<Response> {
+    let current = one_reservation(&state, &caller, &ws, owner, &sid).await?;
     check_if_match(&headers, current.version)?;
     let instruction = reservation_instruction(&form)?;
     state
@@ -201,11 +224,11 @@ pub async fn update_task_reservation(
             }
         })
         .await?;
-    let r = one_reservation(&state, &caller, &ws, &owner, &sid).await?;
+    let r = one_reservation(&state, &caller, &ws, owner, &sid).await?;
     state.routing.read(&caller.account_sid, &ws, |space| {
         Ok(versioned(
             StatusCode::OK,
-            views::reservation(&caller.base, space, &r, None),
+            views::reservation(&caller.base, space, &r, owner),
             r.version,
         ))
     })
@@ -216,12 +239,13 @@ pub async fn update_task_reservation(
     responses((status = 200, description = "The updated reservation; its new version is the ETag"), (status = 400, description = "An invalid ReservationStatus or instruction (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace, or no such reservation of the worker", body = crate::api::error::ErrorBody), (status = 409, description = "The reservation is not pending (or not accepted, to wrap or complete it)", body = crate::api::error::ErrorBody), (status = 412, description = "If-Match does not match the current version", body = crate::api::error::ErrorBody)))]
 pub async fn update_worker_reservation(
     caller: Caller,
-    state: State<AppState>,
-    path: Path<(String, String, String)>,
+    State(state): State<AppState>,
+    Path((ws, worker, sid)): Path<(String, String, String)>,
     headers: HeaderMap,
     form: FormPairs,
 ) -> ApiResult<Response> {
-    update_task_reservation(caller, state, path, headers, form).await
+    let owner = ReservationOwner::Worker(&worker);
+    update_reservation(caller, state, ws, owner, sid, headers, form).await
 }
 
 /// The instruction a reservation update carries, in the assignment callback's JSON shape.
@@ -233,11 +257,14 @@ fn reservation_instruction(form: &FormPairs) -> ApiResult<Option<Value>> {
             ("DequeueFrom", "from"),
             ("DequeueTimeout", "timeout"),
             ("DequeuePostWorkActivitySid", "post_work_activity_sid"),
+            ("DequeueStatusCallbackUrl", "status_callback_url"),
             ("WorkerActivitySid", "activity_sid"),
             ("CallTo", "to"),
             ("CallFrom", "from"),
             ("CallUrl", "url"),
             ("CallAccept", "accept"),
+            ("CallTimeout", "timeout"),
+            ("CallStatusCallbackUrl", "status_callback_url"),
             ("RedirectCallSid", "call_sid"),
             ("RedirectUrl", "url"),
             ("RedirectAccept", "accept"),
@@ -245,6 +272,10 @@ fn reservation_instruction(form: &FormPairs) -> ApiResult<Option<Value>> {
             if let Some(v) = form.get(param) {
                 value[key] = json!(v);
             }
+        }
+        let events = form.all("DequeueStatusCallbackEvent");
+        if !events.is_empty() {
+            value["status_callback_events"] = json!(events.join(","));
         }
         return Ok(Some(value));
     }
@@ -267,6 +298,24 @@ fn reservation_instruction(form: &FormPairs) -> ApiResult<Option<Value>> {
         }
     };
     Ok(Some(value))
+}
+
+/// How long a `call` instruction rings: `timeout` as a number or numeric text, 60 s by default.
+fn call_timeout(value: Option<&Value>) -> ApiResult<u32> {
+    let seconds = match value {
+        None | Some(Value::Null) => return Ok(60),
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(text)) => text.trim().parse().ok(),
+        Some(_) => None,
+    };
+    seconds
+        .filter(|s| (1..=600).contains(s))
+        .and_then(|s| u32::try_from(s).ok())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "The call instruction's timeout (CallTimeout) is seconds from 1 to 600",
+            )
+        })
 }
 
 /// Carries out an instruction on a reservation: from the REST API or an assignment callback.
@@ -339,7 +388,17 @@ pub fn apply_instruction(
             let order = if name == "call" {
                 let to = required("to")?;
                 let from = required("from")?;
-                crate::routing::space::CallOrder::Place { to, from, url }
+                let status_callback = text("status_callback_url").filter(|u| !u.is_empty());
+                if let Some(url) = &status_callback {
+                    crate::telephony::resources::check_callback_url("status_callback_url", url)?;
+                }
+                crate::routing::space::CallOrder::Place {
+                    to,
+                    from,
+                    url,
+                    timeout_seconds: call_timeout(instruction.get("timeout"))?,
+                    status_callback,
+                }
             } else {
                 let call_sid = required("call_sid")?;
                 if !crate::sid::is_sid("CA", &call_sid) {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{
     Caller, QueryPairs, any_task, attributes, check_if_match, integer, not_found,
@@ -39,14 +39,7 @@ pub fn new_task(space: &Space, form: &FormPairs, call_sid: Option<String>) -> Ap
         })?,
     };
     let now = space.now();
-    let virtual_start = match form.get("VirtualStartTime") {
-        Some(text) => crate::store::parse_rfc3339(text).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "VirtualStartTime must be an ISO 8601 time, not {text:?}"
-            ))
-        })?,
-        None => now,
-    };
+    let virtual_start = virtual_start_time(form)?.unwrap_or(now);
     Ok(Task {
         sid: new_sid("WT"),
         workflow_sid: Some(workflow.sid.clone()),
@@ -71,6 +64,19 @@ pub fn new_task(space: &Space, form: &FormPairs, call_sid: Option<String>) -> Ap
         declined_by: Vec::new(),
         live: Vec::new(),
     })
+}
+
+/// `VirtualStartTime`, the time a task counts as created for its place in FIFO and LIFO queues.
+fn virtual_start_time(form: &FormPairs) -> ApiResult<Option<i64>> {
+    form.get("VirtualStartTime")
+        .map(|text| {
+            crate::store::parse_rfc3339(text).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "VirtualStartTime must be an ISO 8601 time, not {text:?}"
+                ))
+            })
+        })
+        .transpose()
 }
 
 #[utoipa::path(post, path = "/v1/Workspaces/{WorkspaceSid}/Tasks", tag = "work distribution", security(("account" = [])),
@@ -107,7 +113,14 @@ pub async fn list_tasks(
     Path(ws): Path<String>,
     QueryPairs(query): QueryPairs,
 ) -> ApiResult<Response> {
-    let statuses = query.all("AssignmentStatus");
+    // Repeated keys, as the reference's SDKs send them, or one comma-separated value.
+    let statuses: Vec<&str> = query
+        .all("AssignmentStatus")
+        .into_iter()
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|status| !status.is_empty())
+        .collect();
     for status in &statuses {
         if TaskStatus::parse(status).is_none() {
             return Err(ApiError::invalid(format!(
@@ -125,8 +138,19 @@ pub async fn list_tasks(
     let priority = integer(&query, "Priority", 0..=2_147_483_647)?;
     let space = state.routing.space(&caller.account_sid, &ws)?;
     let path = format!("/v1/Workspaces/{ws}/Tasks");
-    let ordering = query.get("Ordering").unwrap_or("DateCreated:asc");
-    let descending = ordering.to_ascii_lowercase().ends_with(":desc");
+    // No task here has add-ons (the reference's marketplace extensions): asking for those
+    // that do finds none.
+    if crate::api::resources::boolean(&query, "HasAddons")? == Some(true) {
+        return rendered_envelope(
+            &caller.base,
+            &path,
+            "tasks",
+            &query,
+            Vec::<Value>::new(),
+            |v| v,
+        );
+    }
+    let ordering = TaskOrdering::parse(query.get("Ordering"))?;
     // Every live task is in memory; the stored rows only add the finished ones.
     let live_only = !statuses.is_empty()
         && statuses
@@ -153,7 +177,7 @@ pub async fn list_tasks(
     // queues and workflows are turned into their sids first.
     if !live_only
         && expression.is_none()
-        && !ordering.starts_with("Priority")
+        && let Some(descending) = ordering.by_creation_only()
         && queue.resolved()
         && workflow.resolved()
     {
@@ -210,19 +234,13 @@ pub async fn list_tasks(
             .iter()
             .map(|s| guard.tasks.get(&s.task.sid).unwrap_or(&s.task))
             .collect();
-        let mut fresh: Vec<&Task> = guard
+        let fresh: Vec<&Task> = guard
             .tasks
             .values()
             .filter(|t| !stored_sids.contains(&t.sid))
             .collect();
-        fresh.sort_by(|a, b| (a.date_created, &a.sid).cmp(&(b.date_created, &b.sid)));
         tasks.extend(fresh);
-        if ordering.starts_with("Priority") {
-            tasks.sort_by_key(|t| (t.priority, t.date_created));
-        }
-        if descending {
-            tasks.reverse();
-        }
+        tasks.sort_by(|a, b| ordering.compare(a, b));
         tasks
             .iter()
             .filter(|t| statuses.is_empty() || statuses.contains(&t.status.as_str()))
@@ -264,6 +282,85 @@ pub async fn list_tasks(
     rendered_envelope(&caller.base, &path, "tasks", &query, matching, |task| {
         views::task(&caller.base, &guard, task, true)
     })
+}
+
+/// What a task list's `Ordering` may sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OrderKey {
+    DateCreated,
+    Priority,
+    VirtualStartTime,
+}
+
+/// A task list's `Ordering`: `Attribute:Order` pairs, comma-separated, the first deciding first
+/// (`Priority:desc,DateCreated:asc`). Ties left by every pair go oldest first.
+struct TaskOrdering(Vec<(OrderKey, bool)>);
+
+impl TaskOrdering {
+    fn parse(text: Option<&str>) -> ApiResult<TaskOrdering> {
+        let mut pairs: Vec<(OrderKey, bool)> = Vec::new();
+        for pair in text.unwrap_or_default().split(',').map(str::trim) {
+            if pair.is_empty() {
+                continue;
+            }
+            let (name, order) = pair.split_once(':').unwrap_or((pair, "asc"));
+            let key = match name.trim().to_ascii_lowercase().as_str() {
+                "datecreated" => OrderKey::DateCreated,
+                "priority" => OrderKey::Priority,
+                "virtualstarttime" => OrderKey::VirtualStartTime,
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "Ordering {pair:?}: sort by DateCreated, Priority or VirtualStartTime"
+                    )));
+                }
+            };
+            let descending = match order.trim().to_ascii_lowercase().as_str() {
+                "asc" => false,
+                "desc" => true,
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "Ordering {pair:?}: the order is asc or desc, as in Priority:desc"
+                    )));
+                }
+            };
+            if pairs.iter().any(|(seen, _)| *seen == key) {
+                return Err(ApiError::invalid(format!("Ordering names {name} twice")));
+            }
+            pairs.push((key, descending));
+        }
+        let keys: Vec<OrderKey> = pairs.iter().map(|(key, _)| *key).collect();
+        if keys.contains(&OrderKey::DateCreated) && keys.contains(&OrderKey::VirtualStartTime) {
+            return Err(ApiError::invalid(
+                "Ordering may not pair DateCreated with VirtualStartTime",
+            ));
+        }
+        Ok(TaskOrdering(pairs))
+    }
+
+    /// `Some(descending)` when the list is ordered by creation time alone, which the stored
+    /// tasks' index serves a page at a time.
+    fn by_creation_only(&self) -> Option<bool> {
+        match self.0.as_slice() {
+            [] => Some(false),
+            [(OrderKey::DateCreated, descending)] => Some(*descending),
+            _ => None,
+        }
+    }
+
+    fn compare(&self, a: &Task, b: &Task) -> std::cmp::Ordering {
+        self.0
+            .iter()
+            .map(|(key, descending)| {
+                let order = match key {
+                    OrderKey::DateCreated => a.date_created.cmp(&b.date_created),
+                    OrderKey::Priority => a.priority.cmp(&b.priority),
+                    OrderKey::VirtualStartTime => a.virtual_start_time.cmp(&b.virtual_start_time),
+                };
+                if *descending { order.reverse() } else { order }
+            })
+            .find(|order| order.is_ne())
+            .unwrap_or_else(|| (a.date_created, &a.sid).cmp(&(b.date_created, &b.sid)))
+    }
 }
 
 /// A task list's filter on its queue or workflow, given by sid, by name or both.
@@ -358,6 +455,7 @@ pub async fn update_task(
         })
         .transpose()?;
     let reason = form.get("Reason").map(str::to_string);
+    let virtual_start_time = virtual_start_time(&form)?;
     let stored = any_task(&state, &caller, &ws, &sid).await?;
     check_if_match(&headers, stored.version)?;
     if stored.status.is_final() {
@@ -372,6 +470,16 @@ pub async fn update_task(
         .transition(&caller.account_sid, &ws, |space, fx| {
             let task = space.tasks.get(&sid).ok_or_else(|| not_found(&sid))?;
             check_if_match(&headers, task.version)?;
+            if let Some(text) = form.get("TaskChannel") {
+                let same = space
+                    .channel_by_ref(text)
+                    .is_some_and(|c| c.sid == task.task_channel_sid);
+                if !same {
+                    return Err(ApiError::invalid(format!(
+                        "TaskChannel {text:?}: a task keeps the channel it was created on; cancel it and create it again on another"
+                    )));
+                }
+            }
             let current = task.status;
             if let Some(status) = status {
                 match (current, status) {
@@ -398,8 +506,8 @@ pub async fn update_task(
             if let Some((text, value)) = new_attributes {
                 space.update_task_attributes(fx, &sid, text, value);
             }
-            if let Some(priority) = priority {
-                space.update_task_priority(fx, &sid, priority);
+            if priority.is_some() || virtual_start_time.is_some() {
+                space.reorder_task(fx, &sid, priority, virtual_start_time);
             }
             let reason = reason.as_deref().unwrap_or("");
             match status {

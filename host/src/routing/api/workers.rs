@@ -94,7 +94,7 @@ pub async fn create_worker(
             let worker = space.workers.get(&sid).ok_or_else(|| not_found(&sid))?;
             Ok(versioned(
                 StatusCode::CREATED,
-                views::worker(&caller.base, space, worker, true),
+                views::worker(&caller.base, space, worker),
                 worker.version,
             ))
         })
@@ -143,16 +143,21 @@ pub async fn list_workers(
                     .get("ActivityName")
                     .is_none_or(|a| space.activity_name(&w.activity_sid) == a)
             })
+            // Worker names are case-insensitive in the reference.
             .filter(|w| {
                 query
                     .get("FriendlyName")
-                    .is_none_or(|n| w.friendly_name == n)
+                    .is_none_or(|n| w.friendly_name.eq_ignore_ascii_case(n))
             })
             .filter(|w| available.is_none_or(|v| space.worker_available(w) == v))
             .filter(|w| queue.is_none_or(|q| q.members.contains(&w.sid)))
             .filter(|w| {
                 expression.as_ref().is_none_or(|e| {
-                    e.evaluate(&crate::routing::expression::Document(&w.attributes))
+                    e.evaluate(&crate::routing::space::WorkerScope {
+                        worker: w,
+                        activity_name: space.activity_name(&w.activity_sid),
+                        channels: &space.channels,
+                    })
                 })
             })
             .collect();
@@ -163,7 +168,7 @@ pub async fn list_workers(
             "workers",
             &query,
             workers,
-            |w| views::worker(&caller.base, space, w, false),
+            |w| views::worker(&caller.base, space, w),
         )
     })
 }
@@ -180,7 +185,7 @@ pub async fn fetch_worker(
         let worker = space.workers.get(&sid).ok_or_else(|| not_found(&sid))?;
         Ok(versioned(
             StatusCode::OK,
-            views::worker(&caller.base, space, worker, true),
+            views::worker(&caller.base, space, worker),
             worker.version,
         ))
     })
@@ -242,7 +247,7 @@ pub async fn update_worker(
             }
             space.offer_worker(fx, &sid);
             let worker = space.workers.get(&sid).ok_or_else(|| not_found(&sid))?;
-            Ok(versioned(StatusCode::OK, views::worker(&caller.base, space, worker, true), worker.version))
+            Ok(versioned(StatusCode::OK, views::worker(&caller.base, space, worker), worker.version))
         })
         .await
 }

@@ -17,7 +17,7 @@ use crate::routing::{lock, views};
 use crate::sid::new_sid;
 
 #[utoipa::path(post, path = "/v1/Workspaces", tag = "work distribution", security(("account" = [])),
-    responses((status = 201, description = "The new workspace, with the Offline, Available and Unavailable activities and the default task channels"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody)))]
+    responses((status = 201, description = "The new workspace, with the Offline, Available and Unavailable activities and the default task channels (and, with `Template=FIFO`, a sample queue and a workflow to it)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody)))]
 pub async fn create_workspace(
     caller: Caller,
     State(state): State<AppState>,
@@ -26,6 +26,15 @@ pub async fn create_workspace(
     let name = friendly_name(&form, true)?.unwrap_or_default();
     let event_callback_url = callback_url(&form, "EventCallbackUrl")?;
     let multi_task = boolean(&form, "MultiTaskEnabled")?.unwrap_or(true);
+    let fifo_template = match form.get("Template").map(str::to_ascii_uppercase).as_deref() {
+        None | Some("" | "NONE") => false,
+        Some("FIFO") => true,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "Template must be NONE or FIFO (a sample queue and a workflow routing every task to it)",
+            ));
+        }
+    };
     let order = match form.get("PrioritizeQueueOrder") {
         Some(text) => TaskOrder::parse(text)
             .ok_or_else(|| ApiError::invalid("PrioritizeQueueOrder must be FIFO or LIFO"))?
@@ -100,6 +109,9 @@ pub async fn create_workspace(
         format!("Workspace {ws} created"),
         Default::default(),
     );
+    if fifo_template {
+        fifo_queue_and_workflow(&mut space, &mut fx, now)?;
+    }
     state.writer.submit(fx.change).wait().await.map_err(|_| {
         ApiError::new(
             Code::Unavailable,
@@ -109,6 +121,69 @@ pub async fn create_workspace(
     let body = views::workspace(&caller.base, &space);
     state.routing.insert_space(space);
     Ok(created(body))
+}
+
+/// `Template=FIFO`, as the reference's service does it: a "Sample Queue" every worker belongs to
+/// and a "Default Fifo Workflow" sending every task there, so tasks can be created at once
+/// (without `WorkflowSid`: the workspace has one workflow).
+fn fifo_queue_and_workflow(space: &mut Space, fx: &mut Effects, now: i64) -> ApiResult<()> {
+    let ws = space.workspace.sid.clone();
+    let queue = TaskQueue {
+        sid: new_sid("WQ"),
+        friendly_name: "Sample Queue".into(),
+        target_workers: crate::routing::space::target_workers(Some("1==1"))?,
+        max_reserved_workers: 1,
+        task_order: TaskOrder::Fifo,
+        reservation_activity_sid: None,
+        assignment_activity_sid: None,
+        date_created: now,
+        date_updated: now,
+        members: Default::default(),
+        ready: Default::default(),
+        waiting: Default::default(),
+    };
+    let queue_sid = queue.sid.clone();
+    fx.change
+        .push(crate::routing::store::queue_row(&ws, &queue));
+    space.queues.insert(queue_sid.clone(), queue);
+    space.recompute_queue(&queue_sid);
+    space.event(
+        fx,
+        "task-queue.created",
+        "task_queue",
+        &queue_sid,
+        format!("Task queue {queue_sid} created"),
+        Default::default(),
+    );
+    let text = serde_json::json!({
+        "task_routing": {"filters": [], "default_filter": {"queue": queue_sid}}
+    })
+    .to_string();
+    let configuration = crate::routing::workflow::parse(&text, &|sid| sid == queue_sid)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let workflow = Workflow {
+        sid: new_sid("WW"),
+        friendly_name: "Default Fifo Workflow".into(),
+        configuration_text: text,
+        configuration: std::sync::Arc::new(configuration),
+        assignment_callback_url: None,
+        fallback_assignment_callback_url: None,
+        task_reservation_timeout: crate::routing::space::DEFAULT_RESERVATION_TIMEOUT,
+        date_created: now,
+        date_updated: now,
+    };
+    fx.change
+        .push(crate::routing::store::workflow_row(&ws, &workflow));
+    space.event(
+        fx,
+        "workflow.created",
+        "workflow",
+        &workflow.sid,
+        format!("Workflow {} created", workflow.friendly_name),
+        Default::default(),
+    );
+    space.workflows.insert(workflow.sid.clone(), workflow);
+    Ok(())
 }
 
 #[utoipa::path(get, path = "/v1/Workspaces", tag = "work distribution", security(("account" = [])),
@@ -206,11 +281,13 @@ pub async fn update_workspace(
             if let Some(order) = order {
                 w.prioritize_queue_order = order.as_str().to_string();
             }
+            // An empty value unsets: new workers then need an ActivitySid, and a worker whose
+            // reservation times out keeps its activity.
             if let Some(sid) = form.get("DefaultActivitySid") {
-                w.default_activity_sid = Some(sid.to_string());
+                w.default_activity_sid = (!sid.is_empty()).then(|| sid.to_string());
             }
             if let Some(sid) = form.get("TimeoutActivitySid") {
-                w.timeout_activity_sid = Some(sid.to_string());
+                w.timeout_activity_sid = (!sid.is_empty()).then(|| sid.to_string());
             }
             // An empty value unbinds workers from presence.
             if let Some(sid) = form.get("PresenceOfflineActivitySid") {

@@ -1199,7 +1199,7 @@ impl Session {
             .clone()
             .unwrap_or_else(|| self.leg.record().from);
         // Clients rung are told when the dial is over, when this goes out of scope.
-        let (legs, mut rung_clients) = self.open_legs(numbers, &caller_id);
+        let (legs, mut rung_clients) = self.open_legs(numbers, &caller_id, None);
         let (outcome, answered) = self.ring_legs(&legs, dial.timeout_seconds).await;
         if let Some(winner) = &answered {
             self.cancel_losers(&legs, winner, &mut rung_clients);
@@ -1250,7 +1250,14 @@ impl Session {
     /// Creates a ringing leg to each number (or `client:NAME`), as children of this call. Clients are
     /// rung through presence; the attachments tell them when the dial is over, so the caller keeps
     /// them until then. A client gone offline since the lookup gets no ringing leg.
-    fn open_legs(&mut self, numbers: Vec<String>, caller_id: &str) -> (Vec<Leg>, Vec<RungClient>) {
+    /// Opens a ringing leg to each number. `progress` asks every leg to post its call progress
+    /// (a URL and the events wanted; none = `completed`), as a reservation's dequeue may.
+    fn open_legs(
+        &mut self,
+        numbers: Vec<String>,
+        caller_id: &str,
+        progress: Option<(&str, &[String])>,
+    ) -> (Vec<Leg>, Vec<RungClient>) {
         let mut attachments = Vec::new();
         let parent = self.leg.record();
         let now = self.core.clock.now_ms();
@@ -1258,6 +1265,10 @@ impl Session {
         for number in numbers {
             let record = CallRecord {
                 parent_call_sid: Some(parent.sid.clone()),
+                status_callback: progress.map(|(url, _)| url.to_string()),
+                status_callback_events: progress
+                    .map(|(_, events)| events.to_vec())
+                    .unwrap_or_default(),
                 ..CallRecord::new(
                     &parent.account_sid,
                     caller_id,
@@ -1268,9 +1279,11 @@ impl Session {
                 )
             };
             let leg = Leg::new(record.clone());
-            self.core
+            let committed = self
+                .core
                 .writer
                 .submit(vec![record.insert(), status_event(&record, now)]);
+            self.callback(&record, "initiated", committed);
             self.core
                 .register_leg(&record.sid, &self.account.sid, &parent.sid, leg.clone());
             self.leg.experience(

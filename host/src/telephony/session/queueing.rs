@@ -681,7 +681,11 @@ impl Session {
     async fn ring_worker(&mut self, seat: &Seat, ring: Ring) -> Option<Exit> {
         let caller_id = ring.from.unwrap_or_else(|| self.leg.record().from);
         // A worker reached as client:NAME is rung through presence until the bridge ends.
-        let (legs, _rung_clients) = self.open_legs(vec![ring.to], &caller_id);
+        let progress = ring
+            .status_callback
+            .as_deref()
+            .map(|url| (url, ring.status_callback_events.as_slice()));
+        let (legs, _rung_clients) = self.open_legs(vec![ring.to], &caller_id, progress);
         let (outcome, answered) = self.ring_legs(&legs, ring.timeout_seconds).await;
         let call_sid = self.leg.sid();
         let Some(leg) = answered else {
