@@ -1,4 +1,5 @@
-"""The reference's quickstart, driven by the official twilio-python SDK pointed at a switchboard host.
+"""The reference's TaskRouter quickstart, then its voice resources (numbers, applications, queues,
+calls), driven by the official twilio-python SDK pointed at a switchboard host.
 
 Run by ``tests/tests/routing_wire.rs`` with an interpreter that has ``twilio`` installed, and with
 SWITCHBOARD_URL, SWITCHBOARD_ACCOUNT_SID and SWITCHBOARD_AUTH_TOKEN in the environment. Nothing here
@@ -39,6 +40,13 @@ def refused(call, status, code):
 
 
 tr = taskrouter(Client(ACCOUNT, TOKEN))
+
+step("the account, as programs check their credentials")
+client = Client(ACCOUNT, TOKEN)
+client.api.base_url = BASE
+account = client.api.accounts(ACCOUNT).fetch()
+assert account.sid == ACCOUNT and account.status == "active", (account.sid, account.status)
+assert account.date_created is not None, "an RFC 2822 date the SDK parses"
 
 step("workspace with its default activities")
 ws = tr.workspaces.create(friendly_name="sdk quickstart", multi_task_enabled=False)
@@ -167,6 +175,24 @@ with urllib.request.urlopen(request) as answer:
     key = json.load(answer)
 by_key = taskrouter(Client(key["sid"], key["secret"], ACCOUNT))
 assert by_key.workspaces(ws.sid).fetch().friendly_name == "sdk quickstart"
+
+step("voice resources through the same SDK")
+number = client.incoming_phone_numbers.create(phone_number="+14155550100", voice_url=f"{BASE}/nowhere")
+assert number.sid.startswith("PN") and number.phone_number == "+14155550100"
+application = client.applications.create(friendly_name="desk", voice_url="module:desk")
+number = client.incoming_phone_numbers(number.sid).update(voice_application_sid=application.sid)
+assert number.voice_application_sid == application.sid
+queue = client.queues.create(friendly_name="support", max_size=10)
+assert (queue.current_size, queue.max_size) == (0, 10)
+assert client.queues(queue.sid).update(max_size=20).max_size == 20
+assert [q.friendly_name for q in client.queues.list()] == ["support"]
+assert client.queues(queue.sid).members.list() == []
+call = client.calls.create(to="+14155550199", from_="+14155550100", url=f"{BASE}/nowhere")
+assert call.sid.startswith("CA") and call.direction == "outbound-api", (call.sid, call.direction)
+assert [c.sid for c in client.calls.list(to="+14155550199")] == [call.sid]
+client.calls(call.sid).update(status="canceled")
+assert client.queues(queue.sid).delete() is True
+assert client.incoming_phone_numbers(number.sid).delete() is True
 
 step("deletes")
 assert W.tasks(paged[-1].sid).delete() is True

@@ -314,3 +314,39 @@ async fn an_api_key_authenticates_as_its_account_until_it_is_deleted() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_2010_api_shows_the_callers_own_account_and_no_other() {
+    let app = TestApp::spawn().await;
+    let alice = app.tenant().await;
+    let bob = app.tenant().await;
+    let (status, account) = app
+        .get(&alice, &format!("/2010-04-01/Accounts/{}.json", alice.sid))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{account}");
+    assert_eq!(account["sid"], alice.sid.as_str());
+    assert_eq!(account["status"], "active");
+    assert_eq!(account["type"], "Full");
+    assert!(account["auth_token"].is_null(), "the token is never shown");
+    // Dates in the 2010 API are RFC 2822, as its SDKs parse them.
+    let created = account["date_created"].as_str().expect("date_created");
+    assert!(created.ends_with("+0000"), "{created}");
+    assert_eq!(
+        account["subresource_uris"]["calls"],
+        format!("/2010-04-01/Accounts/{}/Calls.json", alice.sid)
+    );
+    let (status, _) = app
+        .get(&alice, &format!("/2010-04-01/Accounts/{}.json", bob.sid))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, list) = app.get(&alice, "/2010-04-01/Accounts.json").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let sids: Vec<&str> = list["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .filter_map(|a| a["sid"].as_str())
+        .collect();
+    assert_eq!(sids, [alice.sid.as_str()]);
+    app.shutdown().await;
+}

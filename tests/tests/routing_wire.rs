@@ -6,7 +6,8 @@
 //!   auth, paging by GETting `meta.next_page_url` as an absolute URL), whose checks of the wire
 //!   format are its own;
 //! - the official twilio-python SDK itself, pinned, installed into a virtual environment under
-//!   `target/` the first time (from PyPI), with only its TaskRouter base URL pointed here.
+//!   `target/` the first time (from PyPI), with only its base URLs pointed here; it also checks
+//!   the account, authenticates with an API key, and drives the voice resources.
 //!
 //! The scripts are in `tests/python/`. `python3` must be installed: without it, or without a way
 //! to install the SDK, these tests fail rather than skip, since CI has both.

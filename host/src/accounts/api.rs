@@ -20,6 +20,90 @@ pub fn routes() -> Router<AppState> {
             "/v1/Accounts/{Sid}",
             get(fetch_account).post(update_account),
         )
+        .route("/2010-04-01/Accounts.json", get(list_own_account))
+        .route("/2010-04-01/Accounts/{account_sid}", get(fetch_own_account))
+}
+
+/// The account as the reference's `2010-04-01` API shows it: what its SDKs read when a program
+/// checks its credentials with `client.api.accounts(sid).fetch()`. The auth token is never shown.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AccountResource {
+    sid: String,
+    friendly_name: String,
+    status: String,
+    #[serde(rename = "type")]
+    account_type: &'static str,
+    owner_account_sid: String,
+    auth_token: Option<String>,
+    date_created: String,
+    date_updated: String,
+    uri: String,
+    #[schema(value_type = Object)]
+    subresource_uris: serde_json::Value,
+}
+
+impl AccountResource {
+    fn of(account: Account) -> AccountResource {
+        let path = format!("/2010-04-01/Accounts/{}", account.sid);
+        let date = |text: &str| {
+            crate::store::parse_rfc3339(text)
+                .map(crate::store::rfc2822)
+                .unwrap_or_default()
+        };
+        AccountResource {
+            friendly_name: account.friendly_name,
+            status: account.status.as_str().to_string(),
+            account_type: "Full",
+            owner_account_sid: account.sid.clone(),
+            auth_token: None,
+            date_created: date(&account.date_created),
+            date_updated: date(&account.date_updated),
+            uri: format!("{path}.json"),
+            subresource_uris: serde_json::json!({
+                "applications": format!("{path}/Applications.json"),
+                "calls": format!("{path}/Calls.json"),
+                "incoming_phone_numbers": format!("{path}/IncomingPhoneNumbers.json"),
+                "queues": format!("{path}/Queues.json"),
+            }),
+            sid: account.sid,
+        }
+    }
+}
+
+/// The caller's own account, in the `2010-04-01` shape; any other sid is not found.
+#[utoipa::path(get, path = "/2010-04-01/Accounts/{Sid}.json", tag = "accounts", security(("account" = [])),
+    params(("Sid" = String, Path)),
+    responses((status = 200, body = AccountResource), (status = 404, body = crate::api::error::ErrorBody)))]
+pub async fn fetch_own_account(
+    Tenant(account): Tenant,
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+) -> ApiResult<Json<AccountResource>> {
+    let sid = crate::telephony::api::sid_of(&file);
+    let not_found = || ApiError::not_found(format!("/2010-04-01/Accounts/{sid}"));
+    if account.sid != sid {
+        return Err(not_found());
+    }
+    let stored = state.accounts.get(sid).await?.ok_or_else(not_found)?;
+    Ok(Json(AccountResource::of(stored)))
+}
+
+/// The accounts the caller can see, in the `2010-04-01` list shape: its own.
+#[utoipa::path(get, path = "/2010-04-01/Accounts.json", tag = "accounts", security(("account" = [])),
+    responses((status = 200, description = "`{accounts: [...], page, page_size, uri, ...}`")))]
+pub async fn list_own_account(
+    Tenant(account): Tenant,
+    State(state): State<AppState>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Response> {
+    let own = state.accounts.get(&account.sid).await?;
+    let items: Vec<AccountResource> = own.into_iter().map(AccountResource::of).collect();
+    Ok(crate::api::legacy_page_envelope(
+        "accounts",
+        "/2010-04-01/Accounts.json",
+        &page,
+        items,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -319,6 +319,8 @@ async fn fetch_error(Path(code): Path<u32>) -> ApiResult<Json<ErrorEntry>> {
         crate::accounts::api::list_accounts,
         crate::accounts::api::fetch_account,
         crate::accounts::api::update_account,
+        crate::accounts::api::fetch_own_account,
+        crate::accounts::api::list_own_account,
         crate::modules::api::upload_module,
         crate::modules::api::list_modules,
         crate::modules::api::fetch_module,
