@@ -175,12 +175,16 @@ impl Default for EventSettings {
     }
 }
 
-/// How the SQLite database's write-ahead log is copied back into the database file
-/// (checkpoints); PostgreSQL does not use these. A longer log copies back less often, at the cost
-/// of disk space and of a longer recovery after a crash.
+/// How far the database may fall behind, and how the SQLite database's write-ahead log is copied
+/// back into the database file (checkpoints; PostgreSQL does not use those). A longer log copies
+/// back less often, at the cost of disk space and of a longer recovery after a crash.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
+    /// State changes that may wait for the writer before the HTTP API turns new writes away
+    /// (503, Retry-After): past it the database is far behind, and accepting more would only grow
+    /// memory and every caller's wait. Reads, and work already accepted (timers, calls), go on.
+    pub max_waiting_changes: usize,
     /// Milliseconds the checkpointer rests after each checkpoint: under a busy writer it copies
     /// the log back about this often.
     pub checkpoint_pause_ms: u64,
@@ -202,6 +206,11 @@ impl DatabaseSettings {
             ..
         } = *self;
         anyhow::ensure!(
+            self.max_waiting_changes >= 1,
+            "database.max_waiting_changes is 0: at least one change must be able to wait for the \
+             writer (default: 20000)"
+        );
+        anyhow::ensure!(
             log_tail_pages >= 1 && log_tail_pages < log_restart_pages,
             "database.log_tail_pages is {log_tail_pages} and database.log_restart_pages is \
              {log_restart_pages}: the tail must be at least 1 page and fewer pages than the log \
@@ -214,6 +223,7 @@ impl DatabaseSettings {
 impl Default for DatabaseSettings {
     fn default() -> Self {
         DatabaseSettings {
+            max_waiting_changes: 20_000,
             checkpoint_pause_ms: 100,
             log_restart_pages: 16_384,
             log_tail_pages: 256,
@@ -359,5 +369,16 @@ mod tests {
         assert_eq!(config.database.checkpoint_pause_ms, 100);
         assert!(toml::from_str::<Config>("[database]\nlog_pages = 1\n").is_err());
         assert!(toml::from_str::<Config>("[database]\nlog_tail_pages = -1\n").is_err());
+        assert_eq!(config.database.max_waiting_changes, 20_000);
+        let none_may_wait: Config =
+            toml::from_str("[database]\nmax_waiting_changes = 0\n").expect("parses");
+        let refused = none_may_wait
+            .database
+            .check()
+            .expect_err("no change could ever wait");
+        assert!(
+            refused.to_string().contains("max_waiting_changes"),
+            "{refused}"
+        );
     }
 }

@@ -113,6 +113,18 @@ struct Isolated {
     thread: std::thread::JoinHandle<()>,
 }
 
+/// A write lock on the host's database held by a test; see [`TestApp::hold_write_lock`].
+pub struct WriteLock(sqlx::pool::PoolConnection<sqlx::Any>);
+
+impl WriteLock {
+    pub async fn release(mut self) {
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut *self.0)
+            .await
+            .expect("release the write lock");
+    }
+}
+
 /// Tenant credentials.
 #[derive(Debug, Clone)]
 pub struct Tenant {
@@ -391,6 +403,36 @@ impl TestApp {
             .await
             .expect("suspend the account in the database");
         assert_eq!(done.rows_affected(), 1);
+    }
+
+    /// Holds the database's write lock from outside the host, as another program's long
+    /// transaction would, until [`WriteLock::release`]: on SQLite an immediate transaction (the
+    /// host's writer waits up to its 10 s busy timeout), on PostgreSQL an exclusive lock on the
+    /// workspaces table. Release it within a few seconds.
+    pub async fn hold_write_lock(&self) -> WriteLock {
+        let server = self
+            .server
+            .as_ref()
+            .expect("a host running in this runtime");
+        let mut conn = server
+            .state
+            .db
+            .pool()
+            .acquire()
+            .await
+            .expect("a database connection");
+        let statements: &[&str] = if server.state.db.sqlite_path().is_some() {
+            &["BEGIN IMMEDIATE"]
+        } else {
+            &["BEGIN", "LOCK TABLE workspaces IN EXCLUSIVE MODE"]
+        };
+        for statement in statements {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))
+                .execute(&mut *conn)
+                .await
+                .expect("take the write lock");
+        }
+        WriteLock(conn)
     }
 
     /// Moves the host's manual clock forward.

@@ -38,11 +38,43 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::media::api::routes())
         .merge(crate::presence::api::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            shed_writes,
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(Code::Internal, "An internal error occurred").into_response()
         }))
         .with_state(state)
+}
+
+/// Turns a request that may write away, before it changes anything, while more state changes
+/// wait for the database than `database.max_waiting_changes`: a flood of writes then meets a
+/// 503 with Retry-After instead of a queue that grows without bound. Reads go on.
+async fn shed_writes(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = state.config.database.max_waiting_changes;
+    let backlog = state.writer.backlog();
+    if request.method().is_safe() || backlog < limit {
+        return next.run(request).await;
+    }
+    metrics::counter!("switchboard_writes_shed_total").increment(1);
+    let mut response = ApiError::new(
+        Code::Unavailable,
+        format!(
+            "The database is behind: {backlog} changes wait to be saved (database.max_waiting_changes is {limit}). Nothing was changed; retry in a moment."
+        ),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 async fn not_found() -> ApiError {
@@ -268,6 +300,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 /// Prometheus metrics: invocations, traps, fuel, latency histograms, compilations.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
 async fn metrics(State(state): State<AppState>) -> Response {
+    metrics::gauge!("switchboard_writer_backlog").set(state.writer.backlog() as f64);
     (
         [("content-type", "text/plain; version=0.0.4")],
         state.metrics.render(),

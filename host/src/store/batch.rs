@@ -14,6 +14,8 @@
 
 mod sqlite;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -171,6 +173,28 @@ type Ack = oneshot::Sender<Result<Sequences, NotCommitted>>;
 pub struct Writer {
     tx: mpsc::UnboundedSender<(Change, Ack)>,
     events_committed: watch::Receiver<i64>,
+    backlog: Backlog,
+}
+
+/// Changes submitted and not yet taken into a batch. Submitting never waits (changes are
+/// submitted under the locks that order them), so the queue has no bound of its own: the HTTP
+/// API reads this to turn new writes away while the database is far behind.
+#[derive(Clone, Default)]
+pub struct Backlog(Arc<AtomicUsize>);
+
+impl Backlog {
+    pub fn get(&self) -> usize {
+        self.0.load(AtomicOrdering::Relaxed)
+    }
+
+    fn submitted(&self) {
+        self.0.fetch_add(1, AtomicOrdering::Relaxed);
+    }
+
+    /// The writer took `count` changes into a batch.
+    fn taken(&self, count: usize) {
+        self.0.fetch_sub(count, AtomicOrdering::Relaxed);
+    }
 }
 
 /// Changes per transaction at most: bounds how long one commit holds SQLite's write lock.
@@ -182,10 +206,11 @@ impl Writer {
     pub fn start(db: Db, settings: &DatabaseSettings) -> anyhow::Result<Writer> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (announce, events_committed) = watch::channel(0);
+        let backlog = Backlog::default();
         match db.sqlite_path() {
             Some(path) => {
                 let checkpointing = sqlite::Checkpointing::from_settings(settings)?;
-                sqlite::start(path, rx, announce, checkpointing)?
+                sqlite::start(path, rx, announce, checkpointing, backlog.clone())?
             }
             None => {
                 let options = db
@@ -201,16 +226,23 @@ impl Writer {
                     options,
                     conn: None,
                 };
+                let taken = backlog.clone();
                 std::thread::Builder::new()
                     .name("switchboard-writer".into())
-                    .spawn(move || runtime.block_on(write_batches(link, rx, announce)))
+                    .spawn(move || runtime.block_on(write_batches(link, rx, announce, taken)))
                     .context("could not start the database writer thread")?;
             }
         }
         Ok(Writer {
             tx,
             events_committed,
+            backlog,
         })
+    }
+
+    /// Changes waiting for the writer to take them.
+    pub fn backlog(&self) -> usize {
+        self.backlog.get()
     }
 
     /// The highest sequence number among the events this writer committed, changed by each batch
@@ -224,7 +256,9 @@ impl Writer {
     /// Queues a change for the next batch.
     pub fn submit(&self, change: Change) -> Committed {
         let (ack, done) = oneshot::channel();
+        self.backlog.submitted();
         if let Err(error) = self.tx.send((change, ack)) {
+            self.backlog.taken(1);
             let (_, ack) = error.0;
             let _ = ack.send(Err(NotCommitted("the database writer stopped".into())));
         }
@@ -268,9 +302,11 @@ async fn write_batches(
     mut db: Link,
     mut rx: mpsc::UnboundedReceiver<(Change, Ack)>,
     announce: watch::Sender<i64>,
+    backlog: Backlog,
 ) {
     let mut batch = Vec::with_capacity(BATCH_LIMIT);
     while rx.recv_many(&mut batch, BATCH_LIMIT).await > 0 {
+        backlog.taken(batch.len());
         record_batch(batch.len(), rx.len());
         let result = match db.commit(&batch).await {
             Ok(sequences) => Ok(sequences),
@@ -297,8 +333,9 @@ async fn write_batches(
     }
 }
 
-/// Counts the changes of a batch the writer took, and shows how many still wait behind it. The
-/// queue has no bound: a waiting count that keeps growing means the database cannot keep up.
+/// Counts the changes of a batch the writer took, and shows how many still wait behind it. A
+/// waiting count that keeps growing means the database cannot keep up; the HTTP API then turns
+/// new writes away (see [`Backlog`]).
 fn record_batch(taken: usize, waiting: usize) {
     metrics::counter!("switchboard_state_changes_total").increment(taken as u64);
     metrics::gauge!("switchboard_writer_waiting_changes").set(waiting as f64);

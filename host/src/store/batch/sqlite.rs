@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::DatabaseSettings;
 
 use super::{
-    Ack, BATCH_LIMIT, Change, NotCommitted, Param, Sequences, acknowledge, announce_head,
+    Ack, BATCH_LIMIT, Backlog, Change, NotCommitted, Param, Sequences, acknowledge, announce_head,
     append_runs, appends_to_event_log, assign_sequences, first_sequences, insert_sql, owners,
     record_batch, split,
 };
@@ -66,6 +66,7 @@ impl Checkpointing {
             checkpoint_pause_ms,
             log_restart_pages,
             log_tail_pages,
+            ..
         } = *settings;
         Ok(Checkpointing {
             pause: Duration::from_millis(checkpoint_pause_ms),
@@ -90,6 +91,7 @@ pub(super) fn start(
     rx: mpsc::UnboundedReceiver<(Change, Ack)>,
     announce: watch::Sender<i64>,
     checkpointing: Checkpointing,
+    backlog: Backlog,
 ) -> anyhow::Result<()> {
     let open =
         || open(path).with_context(|| format!("could not open {} for writing", path.display()));
@@ -108,7 +110,7 @@ pub(super) fn start(
         .context("could not start the database checkpoint thread")?;
     std::thread::Builder::new()
         .name("switchboard-writer".into())
-        .spawn(move || write_batches(conn, rx, announce, checkpointer, restart))
+        .spawn(move || write_batches(conn, rx, announce, checkpointer, restart, backlog))
         .context("could not start the database writer thread")?;
     Ok(())
 }
@@ -191,9 +193,11 @@ fn write_batches(
     announce: watch::Sender<i64>,
     checkpointer: std_mpsc::Sender<()>,
     restart: Arc<AtomicBool>,
+    backlog: Backlog,
 ) {
     let mut batch = Vec::with_capacity(BATCH_LIMIT);
     while rx.blocking_recv_many(&mut batch, BATCH_LIMIT) > 0 {
+        backlog.taken(batch.len());
         record_batch(batch.len(), rx.len());
         write_batch(&mut conn, &mut batch, &announce);
         copy_back_tail(&conn, &restart);
@@ -394,6 +398,7 @@ mod tests {
             checkpoint_pause_ms: 250,
             log_restart_pages: 1_000,
             log_tail_pages: 10,
+            ..DatabaseSettings::default()
         };
         let checkpointing = Checkpointing::from_settings(&settings).expect("valid settings");
         assert_eq!(checkpointing.pause, Duration::from_millis(250));
@@ -430,10 +435,12 @@ mod tests {
             restart_after: 64,
             tail: 16,
         };
-        start(&path, rx, announce, checkpointing).expect("writer");
+        let backlog = Backlog::default();
+        start(&path, rx, announce, checkpointing, backlog.clone()).expect("writer");
         let writer = Writer {
             tx,
             events_committed,
+            backlog,
         };
         let data = "x".repeat(1_000);
         let event = |n: usize| appended_event("load.test".into(), n as i64, &data);
@@ -446,6 +453,7 @@ mod tests {
         for change in committed {
             change.wait().await.expect("committed");
         }
+        assert_eq!(writer.backlog(), 0, "every change was taken");
         let mut log = path.clone().into_os_string();
         log.push("-wal");
         let log = std::path::PathBuf::from(log);
