@@ -38,10 +38,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::media::api::routes())
         .merge(crate::presence::api::routes())
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            shed_writes,
-        ))
+        .layer(ShedWritesLayer {
+            writer: state.writer.clone(),
+            limit: state.config.database.max_waiting_changes,
+        })
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(Code::Internal, "An internal error occurred").into_response()
@@ -51,17 +51,60 @@ pub fn router(state: AppState) -> Router {
 
 /// Turns a request that may write away, before it changes anything, while more state changes
 /// wait for the database than `database.max_waiting_changes`: a flood of writes then meets a
-/// 503 with Retry-After instead of a queue that grows without bound. Reads go on.
-async fn shed_writes(
-    State(state): State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let limit = state.config.database.max_waiting_changes;
-    let backlog = state.writer.backlog();
-    if request.method().is_safe() || backlog < limit {
-        return next.run(request).await;
+/// 503 with Retry-After instead of a queue that grows without bound. Reads go on. A plain tower
+/// layer rather than `axum::middleware::from_fn`, which boxes every request's service and future:
+/// this runs on every request of the host.
+#[derive(Clone)]
+struct ShedWritesLayer {
+    writer: crate::store::batch::Writer,
+    limit: usize,
+}
+
+impl<S> tower::Layer<S> for ShedWritesLayer {
+    type Service = ShedWrites<S>;
+
+    fn layer(&self, inner: S) -> ShedWrites<S> {
+        ShedWrites {
+            inner,
+            writer: self.writer.clone(),
+            limit: self.limit,
+        }
     }
+}
+
+#[derive(Clone)]
+struct ShedWrites<S> {
+    inner: S,
+    writer: crate::store::batch::Writer,
+    limit: usize,
+}
+
+impl<S> tower::Service<axum::extract::Request> for ShedWrites<S>
+where
+    S: tower::Service<axum::extract::Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future =
+        futures::future::Either<S::Future, std::future::Ready<Result<Response, S::Error>>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        let backlog = self.writer.backlog();
+        if request.method().is_safe() || backlog < self.limit {
+            return futures::future::Either::Left(self.inner.call(request));
+        }
+        futures::future::Either::Right(std::future::ready(Ok(writes_refused(backlog, self.limit))))
+    }
+}
+
+fn writes_refused(backlog: usize, limit: usize) -> Response {
     metrics::counter!("switchboard_writes_shed_total").increment(1);
     let mut response = ApiError::new(
         Code::Unavailable,

@@ -664,6 +664,38 @@ impl Space {
         self.offer_worker(fx, &sid);
     }
 
+    /// Adds a queue (already validated): its row, its members, and `task-queue.created`.
+    pub fn add_queue(&mut self, fx: &mut Effects, queue: TaskQueue) {
+        let sid = queue.sid.clone();
+        fx.change
+            .push(store::queue_row(&self.workspace.sid, &queue));
+        self.queues.insert(sid.clone(), queue);
+        self.recompute_queue(&sid);
+        self.event(
+            fx,
+            "task-queue.created",
+            "task_queue",
+            &sid,
+            format!("Task queue {sid} created"),
+            Default::default(),
+        );
+    }
+
+    /// Adds a workflow (its configuration already compiled): its row and `workflow.created`.
+    pub fn add_workflow(&mut self, fx: &mut Effects, workflow: Workflow) {
+        fx.change
+            .push(store::workflow_row(&self.workspace.sid, &workflow));
+        self.event(
+            fx,
+            "workflow.created",
+            "workflow",
+            &workflow.sid,
+            format!("Workflow {} created", workflow.friendly_name),
+            Default::default(),
+        );
+        self.workflows.insert(workflow.sid.clone(), workflow);
+    }
+
     // ----- tasks entering and walking their workflow -----
 
     /// Files a pending task in its queue's waiting set.

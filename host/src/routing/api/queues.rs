@@ -74,20 +74,7 @@ pub async fn create_queue(
                 waiting: Default::default(),
             };
             let sid = queue.sid.clone();
-            fx.change.push(crate::routing::store::queue_row(
-                &space.workspace.sid,
-                &queue,
-            ));
-            space.queues.insert(sid.clone(), queue);
-            space.recompute_queue(&sid);
-            space.event(
-                fx,
-                "task-queue.created",
-                "task_queue",
-                &sid,
-                format!("Task queue {sid} created"),
-                Default::default(),
-            );
+            space.add_queue(fx, queue);
             let queue = space.queues.get(&sid).ok_or_else(|| not_found(&sid))?;
             Ok(created(views::task_queue(&caller.base, space, queue)))
         })

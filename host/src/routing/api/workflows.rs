@@ -70,20 +70,8 @@ pub async fn create_workflow(
                 date_created: now,
                 date_updated: now,
             };
-            fx.change.push(crate::routing::store::workflow_row(
-                &space.workspace.sid,
-                &workflow,
-            ));
-            space.event(
-                fx,
-                "workflow.created",
-                "workflow",
-                &workflow.sid,
-                format!("Workflow {} created", workflow.friendly_name),
-                Default::default(),
-            );
             let body = views::workflow(&caller.base, space, &workflow);
-            space.workflows.insert(workflow.sid.clone(), workflow);
+            space.add_workflow(fx, workflow);
             Ok(created(body))
         })
         .await

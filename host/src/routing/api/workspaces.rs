@@ -127,7 +127,6 @@ pub async fn create_workspace(
 /// and a "Default Fifo Workflow" sending every task there, so tasks can be created at once
 /// (without `WorkflowSid`: the workspace has one workflow).
 fn fifo_queue_and_workflow(space: &mut Space, fx: &mut Effects, now: i64) -> ApiResult<()> {
-    let ws = space.workspace.sid.clone();
     let queue = TaskQueue {
         sid: new_sid("WQ"),
         friendly_name: "Sample Queue".into(),
@@ -143,18 +142,7 @@ fn fifo_queue_and_workflow(space: &mut Space, fx: &mut Effects, now: i64) -> Api
         waiting: Default::default(),
     };
     let queue_sid = queue.sid.clone();
-    fx.change
-        .push(crate::routing::store::queue_row(&ws, &queue));
-    space.queues.insert(queue_sid.clone(), queue);
-    space.recompute_queue(&queue_sid);
-    space.event(
-        fx,
-        "task-queue.created",
-        "task_queue",
-        &queue_sid,
-        format!("Task queue {queue_sid} created"),
-        Default::default(),
-    );
+    space.add_queue(fx, queue);
     let text = serde_json::json!({
         "task_routing": {"filters": [], "default_filter": {"queue": queue_sid}}
     })
@@ -172,17 +160,7 @@ fn fifo_queue_and_workflow(space: &mut Space, fx: &mut Effects, now: i64) -> Api
         date_created: now,
         date_updated: now,
     };
-    fx.change
-        .push(crate::routing::store::workflow_row(&ws, &workflow));
-    space.event(
-        fx,
-        "workflow.created",
-        "workflow",
-        &workflow.sid,
-        format!("Workflow {} created", workflow.friendly_name),
-        Default::default(),
-    );
-    space.workflows.insert(workflow.sid.clone(), workflow);
+    space.add_workflow(fx, workflow);
     Ok(())
 }
 
