@@ -181,9 +181,10 @@ impl Default for EventSettings {
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// State changes that may wait for the writer before the HTTP API turns new writes away
-    /// (503, Retry-After): past it the database is far behind, and accepting more would only grow
-    /// memory and every caller's wait. Reads, and work already accepted (timers, calls), go on.
+    /// State changes waiting for the writer at which the HTTP API turns tenants' new writes away
+    /// (503, Retry-After): the database is then far behind, and accepting more would only grow
+    /// memory and every caller's wait. Reads, the operator's requests, and work already accepted
+    /// (timers, calls) go on.
     pub max_waiting_changes: usize,
     /// Milliseconds the checkpointer rests after each checkpoint: under a busy writer it copies
     /// the log back about this often.

@@ -157,6 +157,9 @@ waiting = W.tasks.list(assignment_status=["pending", "reserved"])
 assert len(waiting) == 5, len(waiting)
 by_priority = W.tasks.list(ordering="Priority:desc,DateCreated:asc")
 assert len(by_priority) == 6
+assert by_priority[0].sid == task.sid, "the priority 5 task comes first"
+created = [t.date_created for t in by_priority[1:]]
+assert created == sorted(created), "then the others, oldest first"
 
 step("optimistic concurrency and errors")
 refused(lambda: W.workers(bob.sid).update(friendly_name="robert", if_match='"999"'), 412, 20412)

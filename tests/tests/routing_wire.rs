@@ -75,7 +75,8 @@ async fn twilio_python() -> PathBuf {
             .unwrap_or_else(|_| panic!("{} {args:?} took more than 5 minutes", program.display()))
             .unwrap_or_else(|error| {
                 panic!(
-                    "could not run {} ({error}): this test needs python3 with venv and pip, and                      PyPI (or a local wheel index) to install {TWILIO_SDK}",
+                    "could not run {} ({error}): this test needs python3 with venv and pip, and \
+                     PyPI (or a local wheel index) to install {TWILIO_SDK}",
                     program.display()
                 )
             });

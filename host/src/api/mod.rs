@@ -49,11 +49,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Turns a request that may write away, before it changes anything, while more state changes
-/// wait for the database than `database.max_waiting_changes`: a flood of writes then meets a
-/// 503 with Retry-After instead of a queue that grows without bound. Reads go on. A plain tower
-/// layer rather than `axum::middleware::from_fn`, which boxes every request's service and future:
-/// this runs on every request of the host.
+/// Turns a tenant's request that may write away, before it changes anything, while as many state
+/// changes as `database.max_waiting_changes` wait for the database: a flood of writes then meets
+/// a 503 with Retry-After instead of a queue that grows without bound. Reads (GET, HEAD, OPTIONS)
+/// go on, and so do the operator's requests (`Authorization: Bearer`), so that an operator can
+/// suspend the account flooding the host. A plain tower layer rather than
+/// `axum::middleware::from_fn`, which boxes every request's service and future: this runs on
+/// every request of the host.
 #[derive(Clone)]
 struct ShedWritesLayer {
     writer: crate::store::batch::Writer,
@@ -97,11 +99,21 @@ where
 
     fn call(&mut self, request: axum::extract::Request) -> Self::Future {
         let backlog = self.writer.backlog();
-        if request.method().is_safe() || backlog < self.limit {
+        if backlog < self.limit || request.method().is_safe() || by_operator(&request) {
             return futures::future::Either::Left(self.inner.call(request));
         }
         futures::future::Either::Right(std::future::ready(Ok(writes_refused(backlog, self.limit))))
     }
+}
+
+/// A request that carries the operator's scheme; whether its token is right is checked later.
+fn by_operator(request: &axum::extract::Request) -> bool {
+    request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
 }
 
 fn writes_refused(backlog: usize, limit: usize) -> Response {

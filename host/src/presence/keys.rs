@@ -1,6 +1,7 @@
 //! API keys (`SK...`): named secrets of an account that sign access tokens and authenticate REST
 //! requests (`KeySid:Secret`, see `accounts`). The secret is shown once, in the answer to the
-//! create call; deleting a key revokes every token it signed and its REST access.
+//! create call; deleting a key revokes every token it signed and its REST access (at once on the
+//! host that deleted it, within `credential_cache_seconds` on others sharing the database).
 
 use serde::Serialize;
 use sqlx::Row;

@@ -1725,7 +1725,6 @@ impl Space {
         }
     }
 
-    /// Changes a task's priority (and its place in its queue).
     /// Changes what orders a task in its queue: its priority, its virtual start time, or both.
     /// A waiting task takes its new place at once.
     pub fn reorder_task(
@@ -2049,7 +2048,6 @@ fn not_pending(sid: &str, status: Option<ReservationStatus>) -> ApiError {
     )
 }
 
-/// An expression for a queue's TargetWorkers, with the reference's default.
 /// A dequeue's `status_callback_events`: call progress events, as a list or as text separated by
 /// commas or spaces (`DequeueStatusCallbackEvent` repeated arrives joined by commas).
 fn callback_events(value: Option<&Value>) -> Result<Vec<String>, ApiError> {
@@ -2076,6 +2074,7 @@ fn callback_events(value: Option<&Value>) -> Result<Vec<String>, ApiError> {
     Ok(names)
 }
 
+/// An expression for a queue's TargetWorkers, with the reference's default.
 pub fn target_workers(text: Option<&str>) -> Result<Expression, ApiError> {
     let text = text.filter(|t| !t.trim().is_empty()).unwrap_or("1==1");
     Expression::parse(text).map_err(|e| ApiError::invalid(format!("TargetWorkers: {e}")))

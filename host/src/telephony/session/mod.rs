@@ -8,6 +8,7 @@
 
 mod queueing;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -233,7 +234,9 @@ pub struct Session {
     segment: Option<OpenSegment>,
     segments_opened: i64,
     fetches_without_progress: u32,
-    callback_sequence: u32,
+    /// The next status callback's `SequenceNumber`, per call: this call's and each leg it rang
+    /// count from 0, as the reference numbers each call's callbacks.
+    callback_sequences: HashMap<String, u32>,
     /// Seconds an outbound call rings before `no-answer`.
     ring_timeout_s: u32,
     /// When an inbound call reached the router; taken when its first instruction runs, to measure
@@ -324,7 +327,7 @@ impl Session {
             segment: None,
             segments_opened: 0,
             fetches_without_progress: 0,
-            callback_sequence: 0,
+            callback_sequences: HashMap::new(),
             ring_timeout_s,
             arrived,
             inbox: None,
@@ -1249,9 +1252,9 @@ impl Session {
 
     /// Creates a ringing leg to each number (or `client:NAME`), as children of this call. Clients are
     /// rung through presence; the attachments tell them when the dial is over, so the caller keeps
-    /// them until then. A client gone offline since the lookup gets no ringing leg.
-    /// Opens a ringing leg to each number. `progress` asks every leg to post its call progress
-    /// (a URL and the events wanted; none = `completed`), as a reservation's dequeue may.
+    /// them until then. A client gone offline since the lookup gets no ringing leg. `progress`
+    /// asks every leg to post its call progress (a URL and the events wanted; none = `completed`),
+    /// as a reservation's dequeue may.
     fn open_legs(
         &mut self,
         numbers: Vec<String>,
@@ -1568,12 +1571,16 @@ impl Session {
             }
         }
         params.push(("CallbackSource".into(), "call-progress-events".into()));
-        params.push(("SequenceNumber".into(), self.callback_sequence.to_string()));
+        let sequence = self
+            .callback_sequences
+            .entry(record.sid.clone())
+            .or_insert(0);
+        params.push(("SequenceNumber".into(), sequence.to_string()));
+        *sequence += 1;
         params.push(("Timestamp".into(), crate::store::rfc2822(now)));
         if let Some(duration) = record.end_time.and(record.duration_seconds(now)) {
             params.push(("CallDuration".into(), duration.to_string()));
         }
-        self.callback_sequence += 1;
         let http = self.core.http.clone();
         let callbacks = self.callbacks.get_or_insert_with(|| {
             let (callbacks, queue) = mpsc::unbounded_channel();
