@@ -1518,7 +1518,11 @@ async fn an_enqueued_call_becomes_a_task_whose_dequeue_connects_the_caller_to_th
     let tenant = app.tenant().await;
     let ws = workspace(&app, &tenant, &[]).await;
     let pool = queue(&app, &tenant, &ws, &[("FriendlyName", "pool")]).await;
-    let progress = HttpApp::start(vec![("/agent-status", json_reply(""))]).await;
+    let progress = HttpApp::start(vec![
+        ("/agent-status", json_reply("")),
+        ("/caller-status", json_reply("")),
+    ])
+    .await;
     let dequeue = format!(
         r#"{{"instruction": "dequeue", "post_work_activity_sid": "{}", "timeout": 20,
             "status_callback_url": "{}", "status_callback_events": "initiated,ringing,answered,completed"}}"#,
@@ -1547,7 +1551,10 @@ async fn an_enqueued_call_becomes_a_task_whose_dequeue_connects_the_caller_to_th
     app.buy_number(
         &tenant,
         "+14155550400",
-        &[("VoiceUrl", &web.url("/caller"))],
+        &[
+            ("VoiceUrl", &web.url("/caller")),
+            ("StatusCallback", &progress.url("/caller-status")),
+        ],
     )
     .await;
 
@@ -1627,19 +1634,30 @@ async fn an_enqueued_call_becomes_a_task_whose_dequeue_connects_the_caller_to_th
     assert_eq!(agent_now["activity_sid"], ws.unavailable.as_str());
     // The worker's leg reported its progress to the dequeue's status callback, in order.
     let reported = received(&progress, "/agent-status", 4).await;
-    let statuses: Vec<(Option<&str>, Option<&str>)> = reported
+    let statuses: Vec<(Option<&str>, Option<&str>, Option<&str>)> = reported
         .iter()
-        .map(|r| (r.param("CallSid"), r.param("CallStatus")))
+        .map(|r| {
+            (
+                r.param("CallSid"),
+                r.param("CallStatus"),
+                r.param("SequenceNumber"),
+            )
+        })
         .collect();
     assert_eq!(
         statuses,
         [
-            (Some(leg.as_str()), Some("initiated")),
-            (Some(leg.as_str()), Some("ringing")),
-            (Some(leg.as_str()), Some("in-progress")),
-            (Some(leg.as_str()), Some("completed")),
+            (Some(leg.as_str()), Some("initiated"), Some("0")),
+            (Some(leg.as_str()), Some("ringing"), Some("1")),
+            (Some(leg.as_str()), Some("in-progress"), Some("2")),
+            (Some(leg.as_str()), Some("completed"), Some("3")),
         ]
     );
+    // The caller's own callbacks count from 0 too, apart from its leg's.
+    let caller_status = received(&progress, "/caller-status", 1).await;
+    assert_eq!(caller_status[0].param("CallSid"), Some(caller.as_str()));
+    assert_eq!(caller_status[0].param("CallStatus"), Some("completed"));
+    assert_eq!(caller_status[0].param("SequenceNumber"), Some("0"));
 
     // A caller who hangs up while waiting cancels its task.
     let leaver = app
