@@ -7,10 +7,8 @@ is adapted to switchboard except the domain's base URL: every request, header, f
 answer is the SDK's own. Prints ALL STEPS PASSED at the end; any mismatch raises.
 """
 
-import base64
 import json
 import os
-import urllib.request
 
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
@@ -168,16 +166,18 @@ error = refused(lambda: W.task_queues.create(friendly_name="bad", target_workers
 assert "position" in error.msg, error.msg
 refused(lambda: tr.workspaces("WS" + "0" * 32).fetch(), 404, 20404)
 
-step("an API key authenticates the SDK")
-request = urllib.request.Request(
-    f"{BASE}/v1/Keys",
-    data=b"FriendlyName=sdk",
-    headers={"Authorization": "Basic " + base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()},
-)
-with urllib.request.urlopen(request) as answer:
-    key = json.load(answer)
-by_key = taskrouter(Client(key["sid"], key["secret"], ACCOUNT))
+step("API keys made and used through the SDK")
+key = client.new_keys.create(friendly_name="sdk")
+assert key.sid.startswith("SK") and key.secret, key.sid
+assert [k.sid for k in client.keys.list()] == [key.sid]
+assert client.keys(key.sid).update(friendly_name="backend").friendly_name == "backend"
+key_client = Client(key.sid, key.secret, ACCOUNT)
+key_client.api.base_url = BASE
+by_key = taskrouter(key_client)
 assert by_key.workspaces(ws.sid).fetch().friendly_name == "sdk quickstart"
+refused(lambda: key_client.new_keys.create(friendly_name="successor"), 403, 20403)
+assert client.keys(key.sid).delete() is True
+refused(lambda: by_key.workspaces(ws.sid).fetch(), 401, 20003)
 
 step("voice resources through the same SDK")
 number = client.incoming_phone_numbers.create(phone_number="+14155550100", voice_url=f"{BASE}/nowhere")

@@ -288,6 +288,37 @@ async fn an_api_key_authenticates_as_its_account_until_it_is_deleted() {
     );
     let (_, keys) = app.get(&alice, "/v1/Keys").await;
     assert_eq!(keys["keys"].as_array().map(Vec::len), Some(1), "{keys}");
+    // The same keys through the reference's 2010 API, for its own account only.
+    let (status, legacy) = app
+        .get(
+            &alice,
+            &format!("/2010-04-01/Accounts/{}/Keys.json", alice.sid),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{legacy}");
+    assert_eq!(legacy["keys"][0]["sid"], by_key.sid.as_str());
+    assert!(
+        legacy["keys"][0]["secret"].is_null(),
+        "secrets are never listed"
+    );
+    let (status, _) = app
+        .get(
+            &alice,
+            &format!("/2010-04-01/Accounts/{}/Keys.json", bob.sid),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .get(
+            &bob,
+            &format!("/2010-04-01/Accounts/{}/Keys/{}.json", bob.sid, by_key.sid),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another account's key is not found"
+    );
 
     // Deleting the key stops it at the next request, although it was just verified.
     assert_eq!(

@@ -45,11 +45,7 @@ pub struct AccountResource {
 impl AccountResource {
     fn of(account: Account) -> AccountResource {
         let path = format!("/2010-04-01/Accounts/{}", account.sid);
-        let date = |text: &str| {
-            crate::store::parse_rfc3339(text)
-                .map(crate::store::rfc2822)
-                .unwrap_or_default()
-        };
+        let date = crate::store::rfc2822_of_rfc3339;
         AccountResource {
             friendly_name: account.friendly_name,
             status: account.status.as_str().to_string(),

@@ -18,6 +18,7 @@ use crate::api::FormPairs;
 use crate::api::auth::AuthTokenOnly;
 use crate::api::error::{ApiError, ApiResult, Code};
 use crate::api::resources::{Caller, QueryPairs, envelope, friendly_name};
+use crate::api::{ApiQuery, PageParams, legacy_page_envelope};
 use crate::app::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -26,6 +27,16 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/v1/Keys/{sid}",
             get(fetch_key).post(update_key).delete(delete_key),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account_sid}/Keys.json",
+            get(list_account_keys).post(create_account_key),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account_sid}/Keys/{file}",
+            get(fetch_account_key)
+                .post(update_account_key)
+                .delete(delete_account_key),
         )
         .route("/v1/Presence/Connect", get(connect))
         .route("/v1/Presence/Clients", get(list_clients))
@@ -141,8 +152,131 @@ pub async fn delete_key(
     if !deleted {
         return Err(ApiError::not_found(&sid));
     }
-    state.accounts.forget_key(&sid);
-    state.presence.revoke_key(&caller.account_sid, &sid);
+    revoke(&state, &caller.account_sid, &sid);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A deleted key stops working: its REST credentials at this host's next request, its tokens and
+/// the clients registered with them at once.
+fn revoke(state: &AppState, account_sid: &str, sid: &str) {
+    state.accounts.forget_key(sid);
+    state.presence.revoke_key(account_sid, sid);
+}
+
+/// A key as the reference's `2010-04-01` API shows it (`client.keys`, `client.new_keys` in its
+/// SDKs): RFC 2822 dates, no account or url field.
+fn legacy_key_json(key: &ApiKey) -> Value {
+    json!({
+        "sid": key.sid,
+        "friendly_name": key.friendly_name,
+        "date_created": crate::store::rfc2822_of_rfc3339(&key.date_created),
+        "date_updated": crate::store::rfc2822_of_rfc3339(&key.date_updated),
+    })
+}
+
+/// The account's keys facade, when the path's account is the caller's.
+fn account_keys<'a>(
+    state: &'a AppState,
+    caller: &'a Caller,
+    account_sid: &str,
+) -> ApiResult<Keys<'a>> {
+    if caller.account_sid != account_sid {
+        return Err(ApiError::not_found(format!(
+            "/2010-04-01/Accounts/{account_sid}"
+        )));
+    }
+    Ok(Keys {
+        db: state.presence.db(),
+        account_sid: &caller.account_sid,
+    })
+}
+
+/// Creates a key through the `2010-04-01` API (`NewKey`): the answer carries its `secret`, shown
+/// only here.
+#[utoipa::path(post, path = "/2010-04-01/Accounts/{AccountSid}/Keys.json", tag = "presence", security(("account" = [])),
+    responses((status = 201, description = "The key, with its secret (shown only here)"), (status = 400, description = "An invalid FriendlyName", body = crate::api::error::ErrorBody), (status = 404, description = "Another account", body = crate::api::error::ErrorBody)))]
+pub async fn create_account_key(
+    caller: Caller,
+    _: AuthTokenOnly,
+    State(state): State<AppState>,
+    Path(account_sid): Path<String>,
+    form: FormPairs,
+) -> ApiResult<Response> {
+    let name = friendly_name(&form, false)?.unwrap_or_default();
+    let keys = account_keys(&state, &caller, &account_sid)?;
+    let (key, secret) = keys.create(&name, state.presence.clock().now_ms()).await?;
+    let mut body = legacy_key_json(&key);
+    body["secret"] = Value::String(secret);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[utoipa::path(get, path = "/2010-04-01/Accounts/{AccountSid}/Keys.json", tag = "presence", security(("account" = [])),
+    responses((status = 200, description = "`keys` in the `2010-04-01` list shape (secrets are never listed)"), (status = 404, description = "Another account", body = crate::api::error::ErrorBody)))]
+pub async fn list_account_keys(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(account_sid): Path<String>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Response> {
+    let keys = account_keys(&state, &caller, &account_sid)?.list().await?;
+    let items: Vec<Value> = keys.iter().map(legacy_key_json).collect();
+    Ok(legacy_page_envelope(
+        "keys",
+        &format!("/2010-04-01/Accounts/{account_sid}/Keys.json"),
+        &page,
+        items,
+    ))
+}
+
+#[utoipa::path(get, path = "/2010-04-01/Accounts/{AccountSid}/Keys/{Sid}.json", tag = "presence", security(("account" = [])),
+    responses((status = 200, description = "The key (without its secret)"), (status = 404, description = "No such key", body = crate::api::error::ErrorBody)))]
+pub async fn fetch_account_key(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((account_sid, file)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let sid = crate::telephony::api::sid_of(&file);
+    let key = account_keys(&state, &caller, &account_sid)?
+        .get(sid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(sid))?;
+    Ok(Json(legacy_key_json(&key)))
+}
+
+#[utoipa::path(post, path = "/2010-04-01/Accounts/{AccountSid}/Keys/{Sid}.json", tag = "presence", security(("account" = [])),
+    responses((status = 200, description = "The renamed key"), (status = 400, description = "An invalid FriendlyName", body = crate::api::error::ErrorBody), (status = 404, description = "No such key", body = crate::api::error::ErrorBody)))]
+pub async fn update_account_key(
+    caller: Caller,
+    _: AuthTokenOnly,
+    State(state): State<AppState>,
+    Path((account_sid, file)): Path<(String, String)>,
+    form: FormPairs,
+) -> ApiResult<Json<Value>> {
+    let sid = crate::telephony::api::sid_of(&file);
+    let name = friendly_name(&form, true)?.unwrap_or_default();
+    let key = account_keys(&state, &caller, &account_sid)?
+        .rename(sid, &name, state.presence.clock().now_ms())
+        .await?
+        .ok_or_else(|| ApiError::not_found(sid))?;
+    Ok(Json(legacy_key_json(&key)))
+}
+
+#[utoipa::path(delete, path = "/2010-04-01/Accounts/{AccountSid}/Keys/{Sid}.json", tag = "presence", security(("account" = [])),
+    responses((status = 204, description = "The key is deleted and its tokens revoked"), (status = 404, description = "No such key", body = crate::api::error::ErrorBody)))]
+pub async fn delete_account_key(
+    caller: Caller,
+    _: AuthTokenOnly,
+    State(state): State<AppState>,
+    Path((account_sid, file)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let sid = crate::telephony::api::sid_of(&file);
+    if !account_keys(&state, &caller, &account_sid)?
+        .delete(sid)
+        .await?
+    {
+        return Err(ApiError::not_found(sid));
+    }
+    revoke(&state, &caller.account_sid, sid);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -216,3 +216,9 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         .ok()
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
+
+/// An RFC 3339 time as the reference's `2010-04-01` API writes times (RFC 2822); empty if it is
+/// not one.
+pub fn rfc2822_of_rfc3339(text: &str) -> String {
+    parse_rfc3339(text).map(rfc2822).unwrap_or_default()
+}
