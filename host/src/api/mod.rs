@@ -108,12 +108,7 @@ where
 
 /// A request that carries the operator's scheme; whether its token is right is checked later.
 fn by_operator(request: &axum::extract::Request) -> bool {
-    request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+    auth::bearer_token(request.headers()).is_some()
 }
 
 fn writes_refused(backlog: usize, limit: usize) -> Response {
