@@ -625,6 +625,34 @@ async fn a_step_timeout_moves_the_task_to_the_next_target_and_skip_if_skips_at_o
     assert_eq!(moved["task_queue_sid"], everyone.as_str());
     assert_eq!(moved["priority"], 9, "the target's priority applies");
     wait_event(&app, &tenant, &sid, "task-queue.timeout").await;
+    // Accepted 4 s after it entered the second queue, 14 s after it was created: the queue's
+    // statistics tell the two waits apart.
+    app.advance_clock(4_000).await;
+    let reservation = reservations(&app, &tenant, &ws, &sid).await[0]["sid"]
+        .as_str()
+        .expect("reservation sid")
+        .to_string();
+    post(
+        &app,
+        &tenant,
+        &ws.path(&format!("Tasks/{sid}/Reservations/{reservation}")),
+        &[("ReservationStatus", "accepted")],
+    )
+    .await;
+    let cumulative = get(
+        &app,
+        &tenant,
+        &ws.path(&format!("TaskQueues/{everyone}/CumulativeStatistics")),
+    )
+    .await;
+    assert_eq!(
+        cumulative["wait_duration_until_accepted"]["max"], 14,
+        "{cumulative}"
+    );
+    assert_eq!(
+        cumulative["wait_duration_in_queue_until_accepted"],
+        serde_json::json!({"avg": 4, "min": 4, "max": 4, "total": 4})
+    );
 
     // skip_if: nobody is available in gold, so the step is skipped without waiting.
     let (ws, _, everyone, flow) = two_step_setup(&app, &tenant, |gold, everyone| {
@@ -2258,5 +2286,262 @@ async fn workers_are_found_by_their_own_fields_and_reservations_answer_where_the
     let after = get(&app, &tenant, &format!("{under_worker}/{reservation_sid}")).await;
     assert_eq!(after["reservation_status"], "pending");
     assert_eq!(after["date_updated"], fetched["date_updated"]);
+    app.shutdown().await;
+}
+
+/// Sids of the tasks a list answers.
+async fn listed_tasks(app: &TestApp, tenant: &Tenant, ws: &Workspace, query: &str) -> Vec<String> {
+    let mut sids: Vec<String> =
+        get(app, tenant, &ws.path(&format!("Tasks?{query}"))).await["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .filter_map(|t| t["sid"].as_str().map(str::to_string))
+            .collect();
+    sids.sort();
+    sids
+}
+
+#[tokio::test]
+async fn a_routing_target_sends_a_task_to_a_queue_or_a_worker_and_survives_a_crash() {
+    let app = TestApp::spawn_crashable(|config| config.telephony.clock = ClockKind::Manual).await;
+    let tenant = app.tenant().await;
+    let ws = workspace(&app, &tenant, &[]).await;
+    let sales = queue(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            ("FriendlyName", "sales"),
+            ("TargetWorkers", "skill == 'sales'"),
+        ],
+    )
+    .await;
+    let everyone = queue(&app, &tenant, &ws, &[("FriendlyName", "everyone")]).await;
+    let flow = workflow_to(&app, &tenant, &ws, &everyone, &[]).await;
+    let ann = worker(&app, &tenant, &ws, "Ann", r#"{"skill": "sales"}"#).await;
+    let bob = post(
+        &app,
+        &tenant,
+        &ws.path("Workers"),
+        &[
+            ("FriendlyName", "Bob"),
+            ("Attributes", r#"{"skill": "support"}"#),
+            ("ActivitySid", &ws.offline),
+        ],
+    )
+    .await["sid"]
+        .as_str()
+        .expect("sid")
+        .to_string();
+
+    // A queue: its TargetWorkers choose, and no workflow is involved.
+    let to_sales = task(&app, &tenant, &ws, &[("RoutingTarget", &sales)]).await;
+    assert_eq!(to_sales["routing_target"], sales.as_str(), "{to_sales}");
+    assert_eq!(to_sales["task_queue_sid"], sales.as_str());
+    assert_eq!(to_sales["workflow_sid"], Value::Null);
+    assert_eq!(to_sales["ignore_capacity"], false);
+    let to_sales = to_sales["sid"].as_str().expect("sid").to_string();
+    let list = reservations(&app, &tenant, &ws, &to_sales).await;
+    assert_eq!(
+        statuses(&list),
+        vec![("Ann".to_string(), "pending".to_string())]
+    );
+    // Ann finishes it and is free again.
+    let ann_reservation = list[0]["sid"].as_str().expect("sid").to_string();
+    post(
+        &app,
+        &tenant,
+        &ws.path(&format!("Tasks/{to_sales}/Reservations/{ann_reservation}")),
+        &[("ReservationStatus", "accepted")],
+    )
+    .await;
+    post(
+        &app,
+        &tenant,
+        &ws.path(&format!("Tasks/{to_sales}")),
+        &[("AssignmentStatus", "completed"), ("Reason", "sold")],
+    )
+    .await;
+
+    // A worker, capacity ignored by default: Bob is offline and not in sales, and gets it.
+    let forced = task(
+        &app,
+        &tenant,
+        &ws,
+        &[("RoutingTarget", &bob), ("TaskQueueSid", &sales)],
+    )
+    .await;
+    assert_eq!(forced["routing_target"], bob.as_str(), "{forced}");
+    assert_eq!(forced["ignore_capacity"], true);
+    assert_eq!(forced["assignment_status"], "reserved");
+    let forced = forced["sid"].as_str().expect("sid").to_string();
+    let list = reservations(&app, &tenant, &ws, &forced).await;
+    assert_eq!(list[0]["worker_sid"], bob.as_str());
+    assert_eq!(list[0]["task_queue_sid"], sales.as_str());
+    // Nobody else may take it: when Bob rejects it, it ends.
+    let bob_reservation = list[0]["sid"].as_str().expect("sid").to_string();
+    post(
+        &app,
+        &tenant,
+        &ws.path(&format!("Tasks/{forced}/Reservations/{bob_reservation}")),
+        &[("ReservationStatus", "rejected")],
+    )
+    .await;
+    let declined = task_status(&app, &tenant, &ws, &forced).await;
+    assert_eq!(declined["assignment_status"], "canceled", "{declined}");
+    assert_eq!(declined["reason"], "Declined by its routing target worker");
+
+    // A worker with capacity respected: the task waits for Bob, though Ann is free.
+    let waiting = task(
+        &app,
+        &tenant,
+        &ws,
+        &[
+            ("RoutingTarget", &bob),
+            ("TaskQueueSid", &everyone),
+            ("IgnoreCapacity", "false"),
+        ],
+    )
+    .await;
+    assert_eq!(waiting["assignment_status"], "pending", "{waiting}");
+    assert_eq!(waiting["ignore_capacity"], false);
+    let waiting = waiting["sid"].as_str().expect("sid").to_string();
+
+    // A workflow, as WorkflowSid would: free Ann takes this one.
+    let by_flow = task(&app, &tenant, &ws, &[("RoutingTarget", &flow)]).await;
+    assert_eq!(by_flow["workflow_sid"], flow.as_str(), "{by_flow}");
+    assert_eq!(by_flow["task_queue_sid"], everyone.as_str());
+    let by_flow = by_flow["sid"].as_str().expect("sid").to_string();
+    assert_eq!(
+        statuses(&reservations(&app, &tenant, &ws, &by_flow).await),
+        vec![("Ann".to_string(), "pending".to_string())]
+    );
+
+    let app = app.crash_and_restart().await;
+    let after = task_status(&app, &tenant, &ws, &waiting).await;
+    assert_eq!(after["assignment_status"], "pending", "{after}");
+    assert_eq!(after["routing_target"], bob.as_str());
+    assert_eq!(after["ignore_capacity"], false);
+    // Bob comes online: the waiting task is his, not the idle Ann's.
+    post(
+        &app,
+        &tenant,
+        &ws.path(&format!("Workers/{bob}")),
+        &[("ActivitySid", &ws.available)],
+    )
+    .await;
+    let list = reservations(&app, &tenant, &ws, &waiting).await;
+    assert_eq!(
+        statuses(&list),
+        vec![("Bob".to_string(), "pending".to_string())]
+    );
+
+    // The list filter finds the worker's tasks, the finished one from storage too.
+    let mut to_bob = vec![forced.clone(), waiting.clone()];
+    to_bob.sort();
+    assert_eq!(
+        listed_tasks(&app, &tenant, &ws, &format!("RoutingTarget={bob}")).await,
+        to_bob
+    );
+    assert_eq!(
+        listed_tasks(&app, &tenant, &ws, &format!("RoutingTarget={sales}")).await,
+        vec![to_sales.clone()]
+    );
+    assert_eq!(
+        listed_tasks(
+            &app,
+            &tenant,
+            &ws,
+            &format!("RoutingTarget={bob}&AssignmentStatus=reserved")
+        )
+        .await,
+        vec![waiting.clone()],
+        "live tasks, from memory"
+    );
+    assert_eq!(
+        listed_tasks(&app, &tenant, &ws, &format!("RoutingTarget={flow}")).await,
+        vec![by_flow.clone()],
+        "a workflow's tasks"
+    );
+    let canceled = task_status(&app, &tenant, &ws, &forced).await;
+    assert_eq!(canceled["routing_target"], bob.as_str(), "{canceled}");
+    assert_eq!(canceled["ignore_capacity"], true);
+
+    // Bad input names the parameter and creates nothing; another tenant's worker is unknown here.
+    let other = app.tenant().await;
+    let other_ws = workspace(&app, &other, &[]).await;
+    let stranger = worker(&app, &other, &other_ws, "Zed", "{}").await;
+    let before = listed_tasks(&app, &tenant, &ws, "").await;
+    for (form, expected) in [
+        (
+            vec![
+                ("RoutingTarget", stranger.as_str()),
+                ("TaskQueueSid", everyone.as_str()),
+            ],
+            "is not a worker of this workspace",
+        ),
+        (
+            vec![("RoutingTarget", bob.as_str())],
+            "TaskQueueSid is required",
+        ),
+        (
+            vec![
+                ("RoutingTarget", sales.as_str()),
+                ("IgnoreCapacity", "true"),
+            ],
+            "IgnoreCapacity applies only",
+        ),
+        (
+            vec![
+                ("RoutingTarget", sales.as_str()),
+                ("WorkflowSid", flow.as_str()),
+            ],
+            "exclude each other",
+        ),
+        (
+            vec![
+                ("RoutingTarget", sales.as_str()),
+                ("TaskQueueSid", everyone.as_str()),
+            ],
+            "differs from the RoutingTarget",
+        ),
+        (
+            vec![("RoutingTarget", "XX123")],
+            "RoutingTarget must be the sid of a worker",
+        ),
+        (
+            vec![("RoutingTarget", "WW00000000000000000000000000000000")],
+            "RoutingTarget WW00000000000000000000000000000000 is not a workflow",
+        ),
+        (
+            vec![
+                ("RoutingTarget", bob.as_str()),
+                ("TaskQueueSid", "WQ00000000000000000000000000000000"),
+            ],
+            "is not a task queue of this workspace",
+        ),
+        (
+            vec![
+                ("WorkflowSid", flow.as_str()),
+                ("TaskQueueSid", sales.as_str()),
+            ],
+            "TaskQueueSid applies only",
+        ),
+        (
+            vec![
+                ("RoutingTarget", bob.as_str()),
+                ("TaskQueueSid", sales.as_str()),
+                ("IgnoreCapacity", "perhaps"),
+            ],
+            "IgnoreCapacity must be true or false",
+        ),
+    ] {
+        let (status, body) = app.post_form(&tenant, &ws.path("Tasks"), &form).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{form:?}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{form:?}: {message}");
+    }
+    assert_eq!(listed_tasks(&app, &tenant, &ws, "").await, before);
     app.shutdown().await;
 }

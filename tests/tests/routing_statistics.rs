@@ -219,6 +219,11 @@ async fn statistics_and_events_follow_a_task_through_its_life() {
         cumulative["wait_duration_until_accepted"],
         json!({"avg": 30, "min": 30, "max": 30, "total": 30})
     );
+    assert_eq!(
+        cumulative["wait_duration_in_queue_until_accepted"],
+        json!({"avg": 30, "min": 30, "max": 30, "total": 30}),
+        "the task waited in this queue from its creation"
+    );
     assert_eq!(cumulative["split_by_wait_time"], Value::Null);
     let split = get(
         &app,

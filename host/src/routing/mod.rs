@@ -1066,6 +1066,21 @@ pub fn stored_route(
     let filter_index = filter_index?;
     let target_index = usize::try_from(target_index?).ok()?;
     let targets: Arc<[Target]> = match filter_index {
+        model::ROUTING_TARGET => {
+            let stored: Vec<Value> = serde_json::from_str(routing_targets?).ok()?;
+            let item = stored.first()?;
+            let queue = item.get("queue")?.as_str()?.to_string();
+            if !queue_exists(&queue) {
+                return None;
+            }
+            let worker = item.get("worker").and_then(Value::as_str).map(|sid| {
+                let ignore = item.get("ignore_capacity").and_then(Value::as_bool);
+                (sid.to_string(), ignore.unwrap_or(true))
+            });
+            let mut route = Route::given(queue, worker);
+            route.target_index = target_index;
+            return Some(route);
+        }
         model::MODULE_ROUTE => {
             let stored: Vec<Value> = serde_json::from_str(routing_targets?).ok()?;
             let mut targets = Vec::new();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::expression::Expression;
-use super::workflow::{Configuration, Target};
+use super::workflow::{Configuration, KnownWorker, Target};
 
 #[derive(Debug, Clone)]
 pub struct Workspace {
@@ -229,10 +229,66 @@ pub struct Route {
 
 pub const DEFAULT_FILTER: i64 = -1;
 pub const MODULE_ROUTE: i64 = -2;
+/// A route the task was given at creation (`RoutingTarget` naming a queue or a worker) instead of
+/// one its workflow chose.
+pub const ROUTING_TARGET: i64 = -3;
 
 impl Route {
     pub fn target(&self) -> Option<&Target> {
         self.targets.get(self.target_index)
+    }
+
+    /// The one-step route of a task created with a `RoutingTarget`: its queue, and the worker
+    /// (with whether capacity and availability are ignored) when the target is a worker.
+    pub fn given(queue: String, worker: Option<(String, bool)>) -> Route {
+        let stored = serde_json::json!([{
+            "queue": queue,
+            "worker": worker.as_ref().map(|(sid, _)| sid),
+            "ignore_capacity": worker.as_ref().map(|(_, ignore)| ignore),
+        }]);
+        let target = Target {
+            queue,
+            priority: None,
+            timeout: None,
+            expression: None,
+            order_by: None,
+            skip_if: None,
+            known_worker: worker.map(|(sid, ignore_capacity)| KnownWorker::Given {
+                sid,
+                ignore_capacity,
+            }),
+        };
+        Route {
+            filter_index: ROUTING_TARGET,
+            targets: Arc::from(vec![target]),
+            target_index: 0,
+            skipped: false,
+            module_targets: Some(stored.to_string()),
+        }
+    }
+
+    /// The task resource's `routing_target` and `ignore_capacity`, for a task routed by
+    /// `RoutingTarget` to a queue or a worker.
+    pub fn routing_target(&self) -> Option<(&str, bool)> {
+        if self.filter_index != ROUTING_TARGET {
+            return None;
+        }
+        let target = self.targets.first()?;
+        Some(
+            self.given_worker()
+                .unwrap_or((target.queue.as_str(), false)),
+        )
+    }
+
+    /// The worker a task was sent to by `RoutingTarget`, with its `IgnoreCapacity`.
+    pub fn given_worker(&self) -> Option<(&str, bool)> {
+        match &self.targets.first()?.known_worker {
+            Some(KnownWorker::Given {
+                sid,
+                ignore_capacity,
+            }) if self.filter_index == ROUTING_TARGET => Some((sid.as_str(), *ignore_capacity)),
+            _ => None,
+        }
     }
 }
 

@@ -35,6 +35,8 @@ use crate::store::batch::Change;
 const WAITING_SCAN_LIMIT: usize = 1_000;
 /// Reservations a task may have had before it is canceled, as the reference caps it.
 pub const MAX_ASSIGNMENTS: i64 = 1_000;
+/// Why a task sent by `RoutingTarget` to one worker ended when that worker declined it.
+pub const DECLINED_BY_TARGET: &str = "Declined by its routing target worker";
 /// Default reservation timeout in seconds.
 pub const DEFAULT_RESERVATION_TIMEOUT: i64 = 120;
 
@@ -181,7 +183,10 @@ pub fn percentage(channel: &WorkerChannel) -> i64 {
     if channel.capacity <= 0 {
         0
     } else {
-        ((1.0 - channel.active as f64 / channel.capacity as f64) * 100.0).floor() as i64
+        // A task routed to its worker with `IgnoreCapacity` may take the channel past its capacity.
+        ((1.0 - channel.active as f64 / channel.capacity as f64) * 100.0)
+            .floor()
+            .max(0.0) as i64
     }
 }
 
@@ -777,6 +782,18 @@ impl Space {
         let Some(task) = self.tasks.get(task_sid) else {
             return;
         };
+        // A task given its route at creation (`RoutingTarget`) has no workflow to consult.
+        if task
+            .route
+            .as_ref()
+            .is_some_and(|r| r.filter_index == ROUTING_TARGET)
+        {
+            if let Some(task) = self.tasks.get_mut(task_sid) {
+                task.step_deadline = None;
+            }
+            self.enter_step(fx, task_sid, 0, None);
+            return;
+        }
         let Some(workflow) = task
             .workflow_sid
             .as_deref()
@@ -885,14 +902,20 @@ impl Space {
                 format!("Task {task_sid} entered queue {}", target.queue),
                 data.clone(),
             );
-            self.event(
-                fx,
-                "workflow.target-matched",
-                "task",
-                task_sid,
-                format!("Task {task_sid} matched a workflow target"),
-                data,
-            );
+            let by_workflow = task
+                .route
+                .as_ref()
+                .is_some_and(|r| r.filter_index != ROUTING_TARGET);
+            if by_workflow {
+                self.event(
+                    fx,
+                    "workflow.target-matched",
+                    "task",
+                    task_sid,
+                    format!("Task {task_sid} matched a workflow target"),
+                    data,
+                );
+            }
         }
         self.file_task(task_sid);
         if self.route_task(fx, task_sid, None) == Some(0) {
@@ -1003,19 +1026,22 @@ impl Space {
 
     /// Whether a worker may take this task at its current step.
     fn fits(&self, task: &Task, target: &Target, worker: &Worker) -> bool {
-        if let Some(known) = &target.known_worker {
-            let wanted = match known {
-                KnownWorker::Sid(path) | KnownWorker::FriendlyName(path) => {
-                    follow(&task.attributes, path).and_then(Value::as_str)
-                }
-            };
-            let actual = match known {
-                KnownWorker::Sid(_) => worker.sid.as_str(),
-                KnownWorker::FriendlyName(_) => worker.friendly_name.as_str(),
-            };
-            if wanted != Some(actual) {
-                return false;
-            }
+        let known = match &target.known_worker {
+            Some(KnownWorker::Sid(path)) => Some((
+                follow(&task.attributes, path).and_then(Value::as_str),
+                worker.sid.as_str(),
+            )),
+            Some(KnownWorker::FriendlyName(path)) => Some((
+                follow(&task.attributes, path).and_then(Value::as_str),
+                worker.friendly_name.as_str(),
+            )),
+            Some(KnownWorker::Given { sid, .. }) => Some((Some(sid.as_str()), worker.sid.as_str())),
+            None => None,
+        };
+        if let Some((wanted, actual)) = known
+            && wanted != Some(actual)
+        {
+            return false;
         }
         match &target.expression {
             Some(expression) => expression.evaluate(&TargetScope {
@@ -1081,6 +1107,20 @@ impl Space {
             .reservations_of(&task.sid)
             .map(|r| r.worker_sid.as_str())
             .collect();
+        // A task created for one worker with `IgnoreCapacity` goes to that worker whatever its
+        // activity, capacity or queues.
+        if let Some(KnownWorker::Given {
+            sid,
+            ignore_capacity: true,
+        }) = &target.known_worker
+        {
+            let free = self.workers.contains_key(sid) && !holding.contains(sid.as_str());
+            return if free && limit > 0 {
+                vec![sid.clone()]
+            } else {
+                Vec::new()
+            };
+        }
         let full_scan = target.order_by.is_some() || scores.is_some();
         let mut fresh: Vec<&Worker> = Vec::new();
         let mut declined: Vec<&Worker> = Vec::new();
@@ -1434,7 +1474,19 @@ impl Space {
             task.step_deadline = None;
         }
         touch(&mut fx.tasks, &task_sid);
-        self.reservation_event(fx, "reservation.accepted", reservation_sid);
+        if let Some((description, mut data)) = self.reservation_data(reservation_sid) {
+            // How long the task waited in the queue that found its worker, for that queue's
+            // `wait_duration_in_queue_until_accepted`: `task_age` counts from its creation.
+            if let Some(entered) = self
+                .tasks
+                .get(&task_sid)
+                .and_then(|t| t.task_queue_entered_date)
+            {
+                data.number("task_age_in_queue", (now - entered).max(0) / 1000);
+            }
+            let event = "reservation.accepted";
+            self.event(fx, event, "reservation", reservation_sid, description, data);
+        }
         let others: Vec<String> = self
             .reservations_of(&task_sid)
             .filter(|r| r.sid != reservation_sid && r.status == ReservationStatus::Pending)
@@ -1550,6 +1602,17 @@ impl Space {
         touch(&mut fx.tasks, task_sid);
         if count >= MAX_ASSIGNMENTS {
             self.cancel_task(fx, task_sid, "Max assignment count exceeded");
+            return;
+        }
+        // A task sent to one worker has nobody else to go to: once that worker has declined it
+        // (rejected it, or let the reservation time out) it ends, rather than wait unseen.
+        let declined_target = self
+            .tasks
+            .get(task_sid)
+            .and_then(|t| t.route.as_ref())
+            .is_some_and(|r| r.given_worker().is_some());
+        if declined_target {
+            self.cancel_task(fx, task_sid, DECLINED_BY_TARGET);
             return;
         }
         self.file_task(task_sid);

@@ -579,11 +579,12 @@ enum Level {
 }
 
 /// What task figures are computed from: event counts, and the task's age (seconds) at each
-/// acceptance and cancellation.
+/// acceptance and cancellation, and at each acceptance the time it had spent in its queue.
 #[derive(Debug, Default)]
 struct TaskLog {
     counts: HashMap<String, i64>,
     accepted_ages: Vec<i64>,
+    accepted_ages_in_queue: Vec<i64>,
     canceled_ages: Vec<i64>,
 }
 
@@ -603,7 +604,14 @@ async fn task_log(db: &Db, selection: &Selection) -> ApiResult<TaskLog> {
             .and_then(Value::as_i64)
             .unwrap_or(0);
         match event.event_type.as_str() {
-            "reservation.accepted" => log.accepted_ages.push(age),
+            "reservation.accepted" => {
+                log.accepted_ages.push(age);
+                // Acceptances recorded before the event carried it are left out.
+                if let Some(in_queue) = event.data.get("task_age_in_queue").and_then(Value::as_i64)
+                {
+                    log.accepted_ages_in_queue.push(in_queue);
+                }
+            }
             _ => log.canceled_ages.push(age),
         }
     }
@@ -644,6 +652,10 @@ fn task_figures(
     match level {
         Level::Queue => {
             figures.insert("tasks_entered".into(), json!(count("task-queue.entered")));
+            figures.insert(
+                "wait_duration_in_queue_until_accepted".into(),
+                Summary::of(&log.accepted_ages_in_queue).json(),
+            );
         }
         Level::Workflow => {
             figures.insert("tasks_entered".into(), json!(count("workflow.entered")));
@@ -1727,6 +1739,7 @@ mod tests {
             .map(|(t, n)| (t.to_string(), n))
             .collect(),
             accepted_ages: vec![4, 8],
+            accepted_ages_in_queue: vec![1, 3],
             canceled_ages: vec![],
         };
         let window = Window {
@@ -1739,10 +1752,19 @@ mod tests {
         assert_eq!(queue["tasks_moved"], 1);
         assert_eq!(queue["avg_task_acceptance_time"], 6);
         assert_eq!(queue["wait_duration_until_accepted"]["max"], 8);
+        assert_eq!(
+            queue["wait_duration_in_queue_until_accepted"],
+            json!({"avg": 2, "min": 1, "max": 3, "total": 4})
+        );
         assert_eq!(queue["end_time"], "1970-01-01T00:01:00Z");
         assert!(queue.get("tasks_timed_out_in_workflow").is_none());
         let workflow = task_figures(Level::Workflow, &log, window, &[]);
         assert_eq!(workflow["tasks_entered"], 2);
+        assert!(
+            workflow
+                .get("wait_duration_in_queue_until_accepted")
+                .is_none()
+        );
         assert_eq!(workflow["tasks_timed_out_in_workflow"], 1);
         let workspace = task_figures(Level::Workspace, &log, window, &[]);
         assert_eq!(workspace["tasks_created"], 2);

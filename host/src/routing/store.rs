@@ -5,8 +5,8 @@
 use sqlx::Row;
 
 use super::model::{
-    Activity, Reservation, ReservationStatus, Task, TaskChannel, TaskQueue, TaskStatus, Worker,
-    WorkerChannel, Workflow, Workspace,
+    Activity, Reservation, ReservationStatus, Route, Task, TaskChannel, TaskQueue, TaskStatus,
+    Worker, WorkerChannel, Workflow, Workspace,
 };
 use crate::store::Db;
 use crate::store::batch::{Param, Statement};
@@ -165,8 +165,8 @@ pub fn workflow_row(workspace_sid: &str, w: &Workflow) -> Statement {
 pub fn task_row(workspace_sid: &str, t: &Task) -> Statement {
     let route = t.route.as_ref();
     Statement::row(
-        "INSERT INTO tasks (sid, workspace_sid, workflow_sid, task_queue_sid, task_channel_sid, attributes, priority, timeout, assignment_status, reason, virtual_start_time, task_queue_entered_date, filter_index, target_index, step_deadline, routing_targets, assignment_count, call_sid, version, date_created, date_updated)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+        "INSERT INTO tasks (sid, workspace_sid, workflow_sid, task_queue_sid, task_channel_sid, attributes, priority, timeout, assignment_status, reason, virtual_start_time, task_queue_entered_date, filter_index, target_index, step_deadline, routing_targets, assignment_count, call_sid, version, date_created, date_updated, routing_target)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
          ON CONFLICT (sid) DO UPDATE SET task_queue_sid = excluded.task_queue_sid, attributes = excluded.attributes,
            priority = excluded.priority, assignment_status = excluded.assignment_status, reason = excluded.reason,
            task_channel_sid = excluded.task_channel_sid, virtual_start_time = excluded.virtual_start_time,
@@ -196,6 +196,10 @@ pub fn task_row(workspace_sid: &str, t: &Task) -> Statement {
             t.version.into(),
             t.date_created.into(),
             t.date_updated.into(),
+            route
+                .and_then(Route::routing_target)
+                .map(|(sid, _)| sid.to_string())
+                .into(),
         ],
     )
 }
@@ -313,6 +317,22 @@ pub struct StoredTask {
 fn stored_task_from_row(row: &sqlx::any::AnyRow) -> Result<StoredTask, sqlx::Error> {
     let attributes_text: String = row.try_get("attributes")?;
     let status: String = row.try_get("assignment_status")?;
+    let filter_index: Option<i64> = row.try_get("filter_index")?;
+    let target_index: Option<i64> = row.try_get("target_index")?;
+    let routing_targets: Option<String> = row.try_get("routing_targets")?;
+    // A route given at creation needs no workflow to be rebuilt, and says the task's
+    // `routing_target` also once the task is finished.
+    let route = (filter_index == Some(super::model::ROUTING_TARGET))
+        .then(|| {
+            super::stored_route(
+                None,
+                filter_index,
+                target_index,
+                routing_targets.as_deref(),
+                &|_| true,
+            )
+        })
+        .flatten();
     Ok(StoredTask {
         task: Task {
             sid: row.try_get("sid")?,
@@ -327,7 +347,7 @@ fn stored_task_from_row(row: &sqlx::any::AnyRow) -> Result<StoredTask, sqlx::Err
             reason: row.try_get("reason")?,
             virtual_start_time: row.try_get("virtual_start_time")?,
             task_queue_entered_date: row.try_get("task_queue_entered_date")?,
-            route: None,
+            route,
             step_deadline: row.try_get("step_deadline")?,
             assignment_count: row.try_get("assignment_count")?,
             call_sid: row.try_get("call_sid")?,
@@ -338,9 +358,9 @@ fn stored_task_from_row(row: &sqlx::any::AnyRow) -> Result<StoredTask, sqlx::Err
             declined_by: Vec::new(),
             live: Vec::new(),
         },
-        filter_index: row.try_get("filter_index")?,
-        target_index: row.try_get("target_index")?,
-        routing_targets: row.try_get("routing_targets")?,
+        filter_index,
+        target_index,
+        routing_targets,
     })
 }
 
@@ -364,6 +384,8 @@ pub struct TaskPage<'a> {
     pub statuses: &'a [&'a str],
     pub workflow_sid: Option<&'a str>,
     pub queue_sid: Option<&'a str>,
+    /// The workflow routing the tasks, or the queue or worker they were sent to.
+    pub routing_target: Option<&'a str>,
     pub priority: Option<i64>,
     /// Newest first instead of oldest first.
     pub descending: bool,
@@ -403,6 +425,13 @@ pub async fn task_page(
     if let Some(queue_sid) = query.queue_sid {
         let at = placeholder(&mut texts, queue_sid);
         conditions.push(format!("task_queue_sid = {at}"));
+    }
+    if let Some(target) = query.routing_target {
+        let workflow = placeholder(&mut texts, target);
+        let sent_to = placeholder(&mut texts, target);
+        conditions.push(format!(
+            "(workflow_sid = {workflow} OR routing_target = {sent_to})"
+        ));
     }
     let mut next = texts.len() + 1;
     if query.priority.is_some() {

@@ -197,6 +197,7 @@ pub fn task(base: &str, space: &Space, t: &Task, with_attributes: bool) -> Value
         .workflow_sid
         .as_deref()
         .and_then(|w| space.workflows.get(w));
+    let given = t.route.as_ref().and_then(Route::routing_target);
     json!({
         "account_sid": space.workspace.account_sid,
         "addons": "{}",
@@ -205,10 +206,10 @@ pub fn task(base: &str, space: &Space, t: &Task, with_attributes: bool) -> Value
         "attributes": with_attributes.then_some(&t.attributes_text),
         "date_created": date(t.date_created),
         "date_updated": date(t.date_updated),
-        "ignore_capacity": false,
+        "ignore_capacity": given.is_some_and(|(_, ignore)| ignore),
         "priority": t.priority,
         "reason": t.reason,
-        "routing_target": Value::Null,
+        "routing_target": given.map(|(sid, _)| sid),
         "sid": t.sid,
         "task_channel_sid": t.task_channel_sid,
         "task_channel_unique_name": space.channel_name(&t.task_channel_sid),

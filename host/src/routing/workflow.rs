@@ -49,11 +49,18 @@ pub struct Target {
     pub known_worker: Option<KnownWorker>,
 }
 
-/// A task attribute naming the one worker a step is for.
+/// The one worker a step is for: named by a task attribute (a workflow's `known_worker_sid` or
+/// `known_worker_friendly_name`), or given by sid when the task was created (`RoutingTarget`).
 #[derive(Debug, Clone)]
 pub enum KnownWorker {
     Sid(Vec<Segment>),
     FriendlyName(Vec<Segment>),
+    /// `ignore_capacity`: reserved whatever the worker's activity and capacity, and whether or not
+    /// the step's queue targets it, as the reference's `IgnoreCapacity` asks.
+    Given {
+        sid: String,
+        ignore_capacity: bool,
+    },
 }
 
 /// What is wrong with a configuration, naming the place (`task_routing.filters[0].targets[1].queue`).

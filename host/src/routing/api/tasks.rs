@@ -27,7 +27,7 @@ pub fn new_task(space: &Space, form: &FormPairs, call_sid: Option<String>) -> Ap
         attributes(form, "Attributes")?.unwrap_or_else(|| ("{}".into(), json!({})));
     let priority = integer(form, "Priority", 0..=2_147_483_647)?.unwrap_or(0);
     let timeout = integer(form, "Timeout", 1..=1_209_600)?.unwrap_or(86_400);
-    let workflow = find_workflow(space, form.get("WorkflowSid"))?;
+    let (workflow_sid, route) = destination(space, form)?;
     let channel = match form.get("TaskChannel") {
         Some(text) => space.channel_by_ref(text).ok_or_else(|| {
             ApiError::invalid(format!(
@@ -42,7 +42,7 @@ pub fn new_task(space: &Space, form: &FormPairs, call_sid: Option<String>) -> Ap
     let virtual_start = virtual_start_time(form)?.unwrap_or(now);
     Ok(Task {
         sid: new_sid("WT"),
-        workflow_sid: Some(workflow.sid.clone()),
+        workflow_sid,
         queue_sid: None,
         task_channel_sid: channel.sid.clone(),
         attributes_text,
@@ -53,7 +53,7 @@ pub fn new_task(space: &Space, form: &FormPairs, call_sid: Option<String>) -> Ap
         reason: None,
         virtual_start_time: virtual_start,
         task_queue_entered_date: None,
-        route: None,
+        route,
         step_deadline: None,
         assignment_count: 0,
         call_sid,
@@ -64,6 +64,87 @@ pub fn new_task(space: &Space, form: &FormPairs, call_sid: Option<String>) -> Ap
         declined_by: Vec::new(),
         live: Vec::new(),
     })
+}
+
+/// Where a new task goes: the workflow that routes it (`WorkflowSid`, or a `RoutingTarget` naming
+/// a workflow), or the route to the queue or worker its `RoutingTarget` names. A worker target
+/// takes `TaskQueueSid` as the queue the task counts in, and `IgnoreCapacity` (true unless said
+/// otherwise, as in the reference) to reserve the worker whatever its activity and capacity.
+fn destination(space: &Space, form: &FormPairs) -> ApiResult<(Option<String>, Option<Route>)> {
+    let ignore_capacity = crate::api::resources::boolean(form, "IgnoreCapacity")?;
+    let queue = form.get("TaskQueueSid");
+    let target = form.get("RoutingTarget").filter(|t| !t.is_empty());
+    let names_worker = target.is_some_and(|t| t.starts_with("WK"));
+    if !names_worker && ignore_capacity.is_some() {
+        return Err(ApiError::invalid(
+            "IgnoreCapacity applies only to a task whose RoutingTarget is a worker (WK...)",
+        ));
+    }
+    let workflow_sid = form.get("WorkflowSid");
+    let Some(target) = target.filter(|t| !t.starts_with("WW")) else {
+        if queue.is_some() {
+            return Err(ApiError::invalid(
+                "TaskQueueSid applies only to a task whose RoutingTarget is a worker (WK...); a workflow chooses the queues of the tasks it routes",
+            ));
+        }
+        if let (Some(target), Some(workflow)) = (target, workflow_sid)
+            && target != workflow
+        {
+            return Err(ApiError::invalid(format!(
+                "RoutingTarget {target} and WorkflowSid {workflow} name different workflows"
+            )));
+        }
+        let workflow = match target {
+            Some(target) => space.workflows.get(target).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "RoutingTarget {target} is not a workflow of this workspace"
+                ))
+            })?,
+            None => find_workflow(space, workflow_sid)?,
+        };
+        return Ok((Some(workflow.sid.clone()), None));
+    };
+    if workflow_sid.is_some() {
+        return Err(ApiError::invalid(
+            "WorkflowSid and a RoutingTarget naming a queue or a worker exclude each other: a task is routed by a workflow or sent straight to its target",
+        ));
+    }
+    let known_queue = |sid: &str, name: &str| {
+        if space.queues.contains_key(sid) {
+            Ok(sid.to_string())
+        } else {
+            Err(ApiError::invalid(format!(
+                "{name} {sid} is not a task queue of this workspace"
+            )))
+        }
+    };
+    if target.starts_with("WQ") {
+        if let Some(queue) = queue.filter(|q| *q != target) {
+            return Err(ApiError::invalid(format!(
+                "TaskQueueSid {queue} differs from the RoutingTarget queue {target}"
+            )));
+        }
+        let queue = known_queue(target, "RoutingTarget")?;
+        return Ok((None, Some(Route::given(queue, None))));
+    }
+    if !names_worker {
+        return Err(ApiError::invalid(format!(
+            "RoutingTarget must be the sid of a worker (WK...), task queue (WQ...) or workflow (WW...) of this workspace, not {target:?}"
+        )));
+    }
+    if !space.workers.contains_key(target) {
+        return Err(ApiError::invalid(format!(
+            "RoutingTarget {target} is not a worker of this workspace"
+        )));
+    }
+    let Some(queue) = queue else {
+        return Err(ApiError::invalid(
+            "TaskQueueSid is required when RoutingTarget is a worker: it is the queue the task is counted in",
+        ));
+    };
+    let queue = known_queue(queue, "TaskQueueSid")?;
+    let worker = (target.to_string(), ignore_capacity.unwrap_or(true));
+    Ok((None, Some(Route::given(queue, Some(worker)))))
 }
 
 /// `VirtualStartTime`, the time a task counts as created for its place in FIFO and LIFO queues.
@@ -106,7 +187,7 @@ pub async fn create_task(
 
 #[utoipa::path(get, path = "/v1/Workspaces/{WorkspaceSid}/Tasks", tag = "work distribution", security(("account" = [])),
     params(("WorkspaceSid" = String, Path, description = "The workspace's sid (WS...)")),
-    responses((status = 200, description = "`tasks` list envelope, live and finished (status, queue, workflow, priority and `EvaluateTaskAttributes` filters; `Ordering`)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
+    responses((status = 200, description = "`tasks` list envelope, live and finished (status, queue, workflow, priority, `RoutingTarget` and `EvaluateTaskAttributes` filters; `Ordering`)"), (status = 400, description = "An invalid parameter (the message names it)", body = crate::api::error::ErrorBody), (status = 404, description = "No such workspace", body = crate::api::error::ErrorBody)))]
 pub async fn list_tasks(
     caller: Caller,
     State(state): State<AppState>,
@@ -174,7 +255,9 @@ pub async fn list_tasks(
     // A list that needs stored rows (no status, or a finished one among them) is read a page at a
     // time from the database, where every acknowledged task has its row, unless it filters on
     // attributes or orders by priority; live tasks are then shown as memory holds them. Names of
-    // queues and workflows are turned into their sids first.
+    // queues and workflows are turned into their sids first. `RoutingTarget` names a workflow,
+    // or the queue or worker a task was sent to.
+    let routing_target = query.get("RoutingTarget").filter(|t| !t.is_empty());
     if !live_only
         && expression.is_none()
         && let Some(descending) = ordering.by_creation_only()
@@ -192,6 +275,7 @@ pub async fn list_tasks(
                     statuses: &statuses,
                     workflow_sid: workflow.sid(),
                     queue_sid: queue.sid(),
+                    routing_target,
                     priority,
                     descending,
                     offset: page.offset(),
@@ -271,6 +355,16 @@ pub async fn list_tasks(
                 })
             })
             .filter(|t| priority.is_none_or(|p| t.priority == p))
+            .filter(|t| {
+                // The workflow routing the task, or the queue or worker it was sent to.
+                routing_target.is_none_or(|target| {
+                    t.workflow_sid.as_deref() == Some(target)
+                        || t.route
+                            .as_ref()
+                            .and_then(Route::routing_target)
+                            .is_some_and(|(sid, _)| sid == target)
+                })
+            })
             .filter(|t| {
                 expression.as_ref().is_none_or(|e| {
                     e.evaluate(&crate::routing::expression::Document(&t.attributes))
