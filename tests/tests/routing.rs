@@ -2319,7 +2319,7 @@ async fn a_routing_target_sends_a_task_to_a_queue_or_a_worker_and_survives_a_cra
     .await;
     let everyone = queue(&app, &tenant, &ws, &[("FriendlyName", "everyone")]).await;
     let flow = workflow_to(&app, &tenant, &ws, &everyone, &[]).await;
-    let ann = worker(&app, &tenant, &ws, "Ann", r#"{"skill": "sales"}"#).await;
+    worker(&app, &tenant, &ws, "Ann", r#"{"skill": "sales"}"#).await;
     let bob = post(
         &app,
         &tenant,
@@ -2375,10 +2375,14 @@ async fn a_routing_target_sends_a_task_to_a_queue_or_a_worker_and_survives_a_cra
     assert_eq!(forced["routing_target"], bob.as_str(), "{forced}");
     assert_eq!(forced["ignore_capacity"], true);
     assert_eq!(forced["assignment_status"], "reserved");
+    assert_eq!(
+        forced["task_queue_sid"],
+        sales.as_str(),
+        "counted in TaskQueueSid"
+    );
     let forced = forced["sid"].as_str().expect("sid").to_string();
     let list = reservations(&app, &tenant, &ws, &forced).await;
     assert_eq!(list[0]["worker_sid"], bob.as_str());
-    assert_eq!(list[0]["task_queue_sid"], sales.as_str());
     // Nobody else may take it: when Bob rejects it, it ends.
     let bob_reservation = list[0]["sid"].as_str().expect("sid").to_string();
     post(
