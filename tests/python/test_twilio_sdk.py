@@ -166,6 +166,25 @@ error = refused(lambda: W.task_queues.create(friendly_name="bad", target_workers
 assert "position" in error.msg, error.msg
 refused(lambda: tr.workspaces("WS" + "0" * 32).fetch(), 404, 20404)
 
+step("a task sent straight to a worker")
+direct = W.tasks.create(
+    routing_target=bob.sid,
+    task_queue_sid=queue.sid,
+    attributes=json.dumps({"language": "fr"}),
+)
+assert direct.assignment_status == "reserved", direct.assignment_status
+assert (direct.routing_target, direct.ignore_capacity) == (bob.sid, True)
+assert direct.workflow_sid is None and direct.task_queue_sid == queue.sid
+assert [t.sid for t in W.tasks.list(routing_target=bob.sid)] == [direct.sid]
+offer = W.tasks(direct.sid).reservations.list()[0]
+assert offer.worker_sid == bob.sid
+W.tasks(direct.sid).reservations(offer.sid).update(reservation_status="rejected")
+declined = W.tasks(direct.sid).fetch()
+assert declined.assignment_status == "canceled", declined.assignment_status
+assert declined.reason == "Declined by its routing target worker", declined.reason
+error = refused(lambda: W.tasks.create(routing_target=bob.sid), 400, 20001)
+assert "TaskQueueSid" in error.msg, error.msg
+
 step("API keys made and used through the SDK")
 key = client.new_keys.create(friendly_name="sdk")
 assert key.sid.startswith("SK") and key.secret, key.sid
