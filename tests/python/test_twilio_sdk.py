@@ -212,7 +212,10 @@ assert client.queues(queue.sid).members.list() == []
 call = client.calls.create(to="+14155550199", from_="+14155550100", url=f"{BASE}/nowhere")
 assert call.sid.startswith("CA") and call.direction == "outbound-api", (call.sid, call.direction)
 assert [c.sid for c in client.calls.list(to="+14155550199")] == [call.sid]
-client.calls(call.sid).update(status="canceled")
+canceled = client.calls(call.sid).update(status="canceled")
+assert canceled.status == "canceled", "the answer shows the end: " + canceled.status
+assert client.calls(call.sid).fetch().status == "canceled"
+refused(lambda: client.calls(call.sid).update(status="canceled"), 409, 31011)
 assert client.queues(queue.sid).delete() is True
 assert client.incoming_phone_numbers(number.sid).delete() is True
 

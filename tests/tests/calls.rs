@@ -595,11 +595,13 @@ async fn live_calls_are_redirected_and_hung_up_over_rest_with_ordered_status_cal
     })
     .await;
 
-    // Hang up through the API.
+    // Hang up through the API: the answer comes once the end is committed, and shows it.
     let (status, body) = app
         .post_form(&tenant, &path, &[("Status", "completed")])
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "completed", "{body}");
+    assert_eq!(body["ended_by"], "api");
     let timeline = app.wait_ended(&tenant, &call).await;
     assert_eq!(last_entry(&timeline)["by"], "api");
     let (_, record) = app.get(&tenant, &path).await;

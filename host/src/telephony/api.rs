@@ -24,7 +24,6 @@ use crate::api::auth::Tenant;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::{ApiForm, ApiQuery, FormPairs, PageParams, legacy_page_envelope};
 use crate::app::AppState;
-use crate::telephony::calls::Party;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -501,7 +500,8 @@ pub async fn fetch_call(
 }
 
 /// Steers a live call: `Url` (+ `Method`) runs new instructions now; `Status=completed` hangs up
-/// an answered call and `Status=canceled` one that is still ringing.
+/// an answered call and `Status=canceled` one that is still ringing, answering once the end is
+/// committed, with the call's final status.
 #[utoipa::path(post, path = "/2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json", tag = "voice", security(("account" = [])),
     responses((status = 200, body = super::calls::CallResource), (status = 400, body = crate::api::error::ErrorBody), (status = 404, body = crate::api::error::ErrorBody), (status = 409, body = crate::api::error::ErrorBody)))]
 pub async fn update_call(
@@ -525,7 +525,10 @@ pub async fn update_call(
                 method,
             }
         }
-        (None, Some("completed" | "canceled")) => Action::Hangup(Party::Api),
+        (None, Some("completed" | "canceled")) => {
+            state.telephony.hang_up(&account.sid, sid).await?;
+            return answer_call(&state, &account.sid, sid).await;
+        }
         (None, Some(other)) => {
             return Err(ApiError::invalid(format!(
                 "Status {other:?} cannot be set: use completed (hang up) or canceled (stop ringing)"
@@ -541,9 +544,14 @@ pub async fn update_call(
         }
     };
     state.telephony.command(&account.sid, sid, action).await?;
+    answer_call(&state, &account.sid, sid).await
+}
+
+/// The call as it is now, as an update answers it.
+async fn answer_call(state: &AppState, account_sid: &str, sid: &str) -> ApiResult<Response> {
     let record = state
         .telephony
-        .get(&account.sid, sid)
+        .get(account_sid, sid)
         .await?
         .ok_or_else(|| ApiError::not_found(sid))?;
     Ok(Json(record.resource()).into_response())

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::accounts::{Account, Accounts};
 use crate::api::error::{ApiError, ApiResult, Code};
@@ -37,7 +37,28 @@ pub(crate) struct Live {
     /// The owning session's channel (a dialled leg shares its parent's).
     commands: mpsc::UnboundedSender<Box<Command>>,
     leg: Leg,
+    /// Woken when the call leaves the live calls, its end committed.
+    ended: Arc<Notify>,
 }
+
+impl Live {
+    pub(crate) fn new(
+        account_sid: String,
+        commands: mpsc::UnboundedSender<Box<Command>>,
+        leg: Leg,
+    ) -> Live {
+        Live {
+            account_sid,
+            commands,
+            leg,
+            ended: Arc::new(Notify::new()),
+        }
+    }
+}
+
+/// How long ending a call through the API waits for the end to be committed before it answers
+/// the call as it is then.
+const END_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The call progress events a status callback may ask for (`StatusCallbackEvent`).
 pub const CALLBACK_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];
@@ -88,11 +109,7 @@ impl Core {
         if let Some(parent) = live.get(parent_sid).cloned() {
             live.insert(
                 call_sid.to_string(),
-                Live {
-                    account_sid: account_sid.to_string(),
-                    commands: parent.commands,
-                    leg,
-                },
+                Live::new(account_sid.to_string(), parent.commands, leg),
             );
         }
     }
@@ -102,7 +119,10 @@ impl Core {
     }
 
     pub(crate) fn unregister(&self, call_sid: &str) {
-        self.live().remove(call_sid);
+        let removed = self.live().remove(call_sid);
+        if let Some(live) = removed {
+            live.ended.notify_waiters();
+        }
     }
 
     fn find_live(&self, account_sid: &str, call_sid: &str) -> Option<Live> {
@@ -493,6 +513,27 @@ impl Telephony {
             )),
             None => Err(ApiError::not_found(call_sid)),
         }
+    }
+
+    /// Ends a call for the API (`Status=completed` or `canceled`) and waits, up to [`END_WAIT`],
+    /// until its end is committed, so the answer shows the call's final status as the
+    /// reference's does. A call that is not live is refused as [`Telephony::command`] refuses it.
+    pub async fn hang_up(&self, account_sid: &str, call_sid: &str) -> ApiResult<()> {
+        let hang_up = || Action::Hangup(calls::Party::Api);
+        let Some(live) = self.0.find_live(account_sid, call_sid) else {
+            return self.command(account_sid, call_sid, hang_up()).await;
+        };
+        // Listening before the command is sent, so an end that comes at once is not missed.
+        let ended = live.ended.notified();
+        tokio::pin!(ended);
+        ended.as_mut().enable();
+        self.command(account_sid, call_sid, hang_up()).await?;
+        if self.0.find_live(account_sid, call_sid).is_some()
+            && tokio::time::timeout(END_WAIT, ended).await.is_err()
+        {
+            tracing::warn!(call = %call_sid, "the call had not ended when its hang-up was answered");
+        }
+        Ok(())
     }
 
     /// A call as it is now: the live state while the call runs, else the stored record.

@@ -309,14 +309,7 @@ impl Session {
     ) -> Session {
         let (tx, commands) = mpsc::unbounded_channel();
         let leg = Leg::new(record);
-        core.register(
-            &leg.sid(),
-            Live {
-                account_sid: account.sid.clone(),
-                commands: tx,
-                leg: leg.clone(),
-            },
-        );
+        core.register(&leg.sid(), Live::new(account.sid.clone(), tx, leg.clone()));
         Session {
             core,
             account,
