@@ -118,6 +118,7 @@ impl App {
     /// Opens the database and starts the background parts; nothing listens yet.
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
         config.database.check()?;
+        config.accounts.check()?;
         let metrics = metrics_handle()?;
         let db = Db::open(config.database_url.as_deref(), &config.data_dir).await?;
         let admin_token = admin_token(&config)?;

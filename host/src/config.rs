@@ -111,12 +111,28 @@ pub struct AccountSettings {
     /// 0 asks on every request. A change made through this host (suspending an account) applies at
     /// once; one made through another host sharing the database applies within this time.
     pub credential_cache_seconds: u64,
+    /// Requests that may write (POST, PUT, PATCH, DELETE) one account may have in progress on
+    /// this host at once; one more is answered 429 before it changes anything. It keeps one
+    /// tenant's flood from filling the writer's backlog that every tenant shares (as the
+    /// reference platform limits an account's concurrent requests).
+    pub max_concurrent_writes: usize,
+}
+
+impl AccountSettings {
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.max_concurrent_writes >= 1,
+            "accounts.max_concurrent_writes is 0: an account must be able to write (default: 100)"
+        );
+        Ok(())
+    }
 }
 
 impl Default for AccountSettings {
     fn default() -> Self {
         AccountSettings {
             credential_cache_seconds: 10,
+            max_concurrent_writes: 100,
         }
     }
 }
@@ -379,6 +395,17 @@ mod tests {
             .expect_err("no change could ever wait");
         assert!(
             refused.to_string().contains("max_waiting_changes"),
+            "{refused}"
+        );
+        assert_eq!(config.accounts.max_concurrent_writes, 100);
+        let no_writes: Config =
+            toml::from_str("[accounts]\nmax_concurrent_writes = 0\n").expect("parses");
+        let refused = no_writes
+            .accounts
+            .check()
+            .expect_err("no account could write");
+        assert!(
+            refused.to_string().contains("max_concurrent_writes"),
             "{refused}"
         );
     }

@@ -1,11 +1,12 @@
 //! A database that falls behind: once more changes wait for it than the host allows, new writes
 //! are turned away with a 503 before they change anything, reads go on, and every write accepted
-//! before is committed once the database catches up.
+//! before is committed once the database catches up. One tenant cannot fill that backlog alone:
+//! an account's writes in progress are capped, and the others' go on.
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use switchboard_tests::TestApp;
+use switchboard_tests::{Tenant, TestApp};
 
 /// A metric's value as `/metrics` shows it now, if it is there.
 async fn metric(app: &TestApp, name: &str) -> Option<f64> {
@@ -134,6 +135,118 @@ async fn writes_past_the_backlog_limit_are_turned_away_and_accepted_ones_all_lan
         metric(&app, "switchboard_writes_shed_total").await,
         Some(f64::from(refused)),
         "every refusal is counted"
+    );
+    app.shutdown().await;
+}
+
+/// Creates a workspace in the background, answering its status once the write is answered.
+fn create_workspace(
+    app: &TestApp,
+    tenant: &Tenant,
+    name: &str,
+) -> tokio::task::JoinHandle<StatusCode> {
+    let request = app
+        .client
+        .post(app.path("/v1/Workspaces"))
+        .basic_auth(&tenant.sid, Some(&tenant.token))
+        .form(&[("FriendlyName", name)])
+        .send();
+    tokio::spawn(async move { request.await.expect("a write sent").status() })
+}
+
+/// Workspace names of a tenant.
+async fn workspace_names(app: &TestApp, tenant: &Tenant) -> Vec<String> {
+    let (_, list) = app.get(tenant, "/v1/Workspaces?PageSize=100").await;
+    let mut names: Vec<String> = list["workspaces"]
+        .as_array()
+        .expect("workspaces")
+        .iter()
+        .filter_map(|w| w["friendly_name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_account_flooding_writes_is_capped_and_the_others_go_on() {
+    let app = TestApp::spawn_with(|config| config.accounts.max_concurrent_writes = 2).await;
+    let flood = app.tenant().await;
+    let quiet = app.tenant().await;
+    let lock = app.hold_write_lock().await;
+
+    // Two writes of the flooding account wait for the held database: its share is taken. The
+    // writer holds the first, blocked on the lock; the second waits behind it.
+    let first = create_workspace(&app, &flood, "first");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = create_workspace(&app, &flood, "second");
+    for _ in 0..100 {
+        if backlog(&app).await >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        backlog(&app).await >= 1,
+        "the two writes did not reach the writer"
+    );
+
+    // A third is turned away at once, changing nothing; the account's reads go on.
+    let (status, body) = app
+        .post_form(&flood, "/v1/Workspaces", &[("FriendlyName", "third")])
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], 20429);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("max_concurrent_writes is 2")),
+        "{body}"
+    );
+    let (status, _) = app.get(&flood, "/v1/Workspaces").await;
+    assert_eq!(status, StatusCode::OK);
+    // Wrong credentials are still a 401 with its challenge, not a count against anyone.
+    let response = app
+        .client
+        .post(app.path("/v1/Workspaces"))
+        .basic_auth(&flood.sid, Some("wrong"))
+        .form(&[("FriendlyName", "forged")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().contains_key("www-authenticate"));
+
+    // Another account's write is taken: it waits for the database like any other.
+    let other = create_workspace(&app, &quiet, "quiet");
+    for _ in 0..100 {
+        if backlog(&app).await >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        backlog(&app).await >= 2,
+        "the other account's write was not taken"
+    );
+
+    // The database catches up: every write taken lands, and the account has its share back.
+    lock.release().await;
+    for write in [first, second, other] {
+        assert_eq!(write.await.expect("join"), StatusCode::CREATED);
+    }
+    let (status, body) = app
+        .post_form(&flood, "/v1/Workspaces", &[("FriendlyName", "after")])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        workspace_names(&app, &flood).await,
+        ["after", "first", "second"],
+        "the write turned away changed nothing"
+    );
+    assert_eq!(workspace_names(&app, &quiet).await, ["quiet"]);
+    assert_eq!(
+        metric(&app, "switchboard_account_writes_refused_total").await,
+        Some(1.0)
     );
     app.shutdown().await;
 }

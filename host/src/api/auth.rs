@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use subtle::ConstantTimeEq;
 
+use super::admission::WriteTicket;
 use super::error::{ApiError, Code};
 use crate::accounts::Account;
 use crate::app::AppState;
@@ -29,11 +30,14 @@ pub struct Unauthorized(ApiError);
 
 impl IntoResponse for Unauthorized {
     fn into_response(self) -> Response {
+        let challenge = self.0.code == Code::AuthenticationRequired;
         let mut response = self.0.into_response();
-        response.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            axum::http::HeaderValue::from_static("Basic realm=\"switchboard\""),
-        );
+        if challenge {
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"switchboard\""),
+            );
+        }
         response
     }
 }
@@ -87,7 +91,13 @@ impl FromRequestParts<AppState> for Tenant {
             .await
             .map_err(ApiError::from)?
         {
-            Some(account) => Ok(Tenant(account)),
+            Some(account) => {
+                // A write takes its place among the account's writes in progress.
+                if let Some(ticket) = parts.extensions.get::<WriteTicket>() {
+                    ticket.admit(&account.sid)?;
+                }
+                Ok(Tenant(account))
+            }
             None => Err(unauthorized(
                 "Authentication failed: the AccountSid and AuthToken (or ApiKeySid and Secret) are wrong, the key was deleted, or the account is suspended",
             )),

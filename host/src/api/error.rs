@@ -59,8 +59,8 @@ error_codes! {
         "Send a smaller body; the limit is in the message.";
     UnsupportedMediaType = 20415, UNSUPPORTED_MEDIA_TYPE, "Unsupported content type",
         "Send the body with the content type this endpoint expects.";
-    Busy = 20429, TOO_MANY_REQUESTS, "Too many concurrent invocations",
-        "Retry after a short pause; the host is at its configured concurrency.";
+    Busy = 20429, TOO_MANY_REQUESTS, "Too many concurrent requests",
+        "Retry once some of your requests in progress have been answered; the host is at the concurrency it allows an account.";
     Internal = 20500, INTERNAL_SERVER_ERROR, "Internal error",
         "Retry; if it persists, the operator will find the details in the host's logs.";
     Unavailable = 20503, SERVICE_UNAVAILABLE, "Service unavailable",

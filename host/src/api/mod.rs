@@ -1,6 +1,7 @@
 //! HTTP assembly: each domain's routes, the cross-cutting layers, health, metrics, the error table
 //! and the OpenAPI document.
 
+pub mod admission;
 pub mod auth;
 pub mod error;
 pub mod resources;
@@ -38,93 +39,16 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::media::api::routes())
         .merge(crate::presence::api::routes())
         .fallback(not_found)
-        .layer(ShedWritesLayer {
-            writer: state.writer.clone(),
-            limit: state.config.database.max_waiting_changes,
-        })
+        .layer(admission::AdmissionLayer::new(
+            state.writer.clone(),
+            state.config.database.max_waiting_changes,
+            state.config.accounts.max_concurrent_writes,
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(Code::Internal, "An internal error occurred").into_response()
         }))
         .with_state(state)
-}
-
-/// Turns a tenant's request that may write away, before it changes anything, while as many state
-/// changes as `database.max_waiting_changes` wait for the database: a flood of writes then meets
-/// a 503 with Retry-After instead of a queue that grows without bound. Reads (GET, HEAD, OPTIONS)
-/// go on, and so do the operator's requests (`Authorization: Bearer`), so that an operator can
-/// suspend the account flooding the host. A plain tower layer rather than
-/// `axum::middleware::from_fn`, which boxes every request's service and future: this runs on
-/// every request of the host.
-#[derive(Clone)]
-struct ShedWritesLayer {
-    writer: crate::store::batch::Writer,
-    limit: usize,
-}
-
-impl<S> tower::Layer<S> for ShedWritesLayer {
-    type Service = ShedWrites<S>;
-
-    fn layer(&self, inner: S) -> ShedWrites<S> {
-        ShedWrites {
-            inner,
-            writer: self.writer.clone(),
-            limit: self.limit,
-        }
-    }
-}
-
-#[derive(Clone)]
-struct ShedWrites<S> {
-    inner: S,
-    writer: crate::store::batch::Writer,
-    limit: usize,
-}
-
-impl<S> tower::Service<axum::extract::Request> for ShedWrites<S>
-where
-    S: tower::Service<axum::extract::Request, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future =
-        futures::future::Either<S::Future, std::future::Ready<Result<Response, S::Error>>>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
-        let backlog = self.writer.backlog();
-        if backlog < self.limit || request.method().is_safe() || by_operator(&request) {
-            return futures::future::Either::Left(self.inner.call(request));
-        }
-        futures::future::Either::Right(std::future::ready(Ok(writes_refused(backlog, self.limit))))
-    }
-}
-
-/// A request that carries the operator's scheme; whether its token is right is checked later.
-fn by_operator(request: &axum::extract::Request) -> bool {
-    auth::bearer_token(request.headers()).is_some()
-}
-
-fn writes_refused(backlog: usize, limit: usize) -> Response {
-    metrics::counter!("switchboard_writes_shed_total").increment(1);
-    let mut response = ApiError::new(
-        Code::Unavailable,
-        format!(
-            "The database is behind: {backlog} changes wait to be saved (database.max_waiting_changes is {limit}). Nothing was changed; retry in a moment."
-        ),
-    )
-    .into_response();
-    response.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from_static("1"),
-    );
-    response
 }
 
 async fn not_found() -> ApiError {
