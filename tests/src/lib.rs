@@ -405,6 +405,17 @@ impl TestApp {
         assert_eq!(done.rows_affected(), 1);
     }
 
+    /// State changes waiting for this host's writer now. Read from the host itself: the
+    /// `/metrics` gauge is shared by every host of the test process.
+    pub fn writer_backlog(&self) -> usize {
+        self.server
+            .as_ref()
+            .expect("a host running in this runtime")
+            .state
+            .writer
+            .backlog()
+    }
+
     /// Holds the database's write lock from outside the host, as another program's long
     /// transaction would, until [`WriteLock::release`]: on SQLite an immediate transaction (the
     /// host's writer waits up to its 10 s busy timeout), on PostgreSQL an exclusive lock on the

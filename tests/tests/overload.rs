@@ -26,9 +26,7 @@ async fn metric(app: &TestApp, name: &str) -> Option<f64> {
 
 /// Changes waiting for the writer.
 async fn backlog(app: &TestApp) -> usize {
-    metric(app, "switchboard_writer_backlog")
-        .await
-        .map_or(0, |value| value as usize)
+    app.writer_backlog()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,10 +189,19 @@ async fn one_account_flooding_writes_is_capped_and_the_others_go_on() {
     );
 
     // A third is turned away at once, changing nothing; the account's reads go on.
-    let (status, body) = app
-        .post_form(&flood, "/v1/Workspaces", &[("FriendlyName", "third")])
-        .await;
+    let response = app
+        .client
+        .post(app.path("/v1/Workspaces"))
+        .basic_auth(&flood.sid, Some(&flood.token))
+        .form(&[("FriendlyName", "third")])
+        .send()
+        .await
+        .expect("post");
+    let status = response.status();
+    let retry = response.headers().get("retry-after").cloned();
+    let body: serde_json::Value = response.json().await.expect("an error body");
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(retry.as_ref().and_then(|v| v.to_str().ok()), Some("1"));
     assert_eq!(body["code"], 20429);
     assert!(
         body["message"]

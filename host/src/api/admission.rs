@@ -3,10 +3,11 @@
 //!
 //! - **the host's backlog**: while `database.max_waiting_changes` state changes wait for the
 //!   database, tenants' new writes are turned away (503, Retry-After);
-//! - **each account's share**: an account may have `accounts.max_concurrent_writes` writes in
-//!   progress on a host at once; one more is turned away (429). Each write waits for its commit,
-//!   so an account flooding the host holds at most that many changes in the backlog, and the
-//!   backlog limit is reached only when many accounts are busy at once, not by one tenant alone.
+//! - **each account's share**: an account may have `accounts.max_concurrent_writes` requests
+//!   that may write (module invocations among them) in progress on a host at once; one more is
+//!   turned away (429). Most writes are answered once committed, so a tenant sending requests as
+//!   fast as they are answered cannot fill the backlog alone. Work a request starts and leaves
+//!   running (a call placed, a redirect) writes later and is not counted here.
 //!
 //! Reads (GET, HEAD, OPTIONS) go on under both, and so do the operator's requests
 //! (`Authorization: Bearer`), so that an operator can suspend the account flooding the host.
@@ -124,18 +125,13 @@ impl<F: Future> Future for Counted<F> {
 
 fn writes_refused(backlog: usize, limit: usize) -> Response {
     metrics::counter!("switchboard_writes_shed_total").increment(1);
-    let mut response = ApiError::new(
+    ApiError::new(
         Code::Unavailable,
         format!(
             "The database is behind: {backlog} changes wait to be saved (database.max_waiting_changes is {limit}). Nothing was changed; retry in a moment."
         ),
     )
-    .into_response();
-    response.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from_static("1"),
-    );
-    response
+    .into_response()
 }
 
 /// Writes in progress per account on this host.

@@ -226,7 +226,15 @@ impl IntoResponse for ApiError {
             more_info: format!("/v1/Errors/{}", self.code.number()),
             status: status.as_u16(),
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        // Too busy now, or a dependency slow to answer: worth another try shortly.
+        if matches!(status.as_u16(), 429 | 503) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 

@@ -526,8 +526,8 @@ pub async fn update_call(
             }
         }
         (None, Some("completed" | "canceled")) => {
-            state.telephony.hang_up(&account.sid, sid).await?;
-            return answer_call(&state, &account.sid, sid).await;
+            let record = state.telephony.hang_up(&account.sid, sid).await?;
+            return Ok(Json(record.resource()).into_response());
         }
         (None, Some(other)) => {
             return Err(ApiError::invalid(format!(
@@ -544,14 +544,9 @@ pub async fn update_call(
         }
     };
     state.telephony.command(&account.sid, sid, action).await?;
-    answer_call(&state, &account.sid, sid).await
-}
-
-/// The call as it is now, as an update answers it.
-async fn answer_call(state: &AppState, account_sid: &str, sid: &str) -> ApiResult<Response> {
     let record = state
         .telephony
-        .get(account_sid, sid)
+        .get(&account.sid, sid)
         .await?
         .ok_or_else(|| ApiError::not_found(sid))?;
     Ok(Json(record.resource()).into_response())

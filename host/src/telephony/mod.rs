@@ -516,12 +516,14 @@ impl Telephony {
     }
 
     /// Ends a call for the API (`Status=completed` or `canceled`) and waits, up to [`END_WAIT`],
-    /// until its end is committed, so the answer shows the call's final status as the
-    /// reference's does. A call that is not live is refused as [`Telephony::command`] refuses it.
-    pub async fn hang_up(&self, account_sid: &str, call_sid: &str) -> ApiResult<()> {
+    /// until it has left the live calls, then answers the call as its session last recorded it:
+    /// with its final status, as the reference's answer has it. A call that is not live is
+    /// refused as [`Telephony::command`] refuses it.
+    pub async fn hang_up(&self, account_sid: &str, call_sid: &str) -> ApiResult<CallRecord> {
         let hang_up = || Action::Hangup(calls::Party::Api);
         let Some(live) = self.0.find_live(account_sid, call_sid) else {
-            return self.command(account_sid, call_sid, hang_up()).await;
+            self.command(account_sid, call_sid, hang_up()).await?;
+            return Err(ApiError::not_found(call_sid));
         };
         // Listening before the command is sent, so an end that comes at once is not missed.
         let ended = live.ended.notified();
@@ -533,7 +535,9 @@ impl Telephony {
         {
             tracing::warn!(call = %call_sid, "the call had not ended when its hang-up was answered");
         }
-        Ok(())
+        // The session's own record: a dialled leg leaves the live calls as soon as its end is
+        // submitted, before the commit a read of the stored record would need.
+        Ok(live.leg.record())
     }
 
     /// A call as it is now: the live state while the call runs, else the stored record.
