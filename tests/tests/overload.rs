@@ -24,9 +24,30 @@ async fn metric(app: &TestApp, name: &str) -> Option<f64> {
         .and_then(|value| value.trim().parse::<f64>().ok())
 }
 
-/// Changes waiting for the writer.
-async fn backlog(app: &TestApp) -> usize {
-    app.writer_backlog()
+/// Waits until at least `count` changes wait for the writer; `what` says what should have put
+/// them there.
+async fn wait_for_backlog(app: &TestApp, count: usize, what: &str) {
+    for _ in 0..100 {
+        if app.writer_backlog() >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "{what}: {} changes wait for the writer, not {count}",
+        app.writer_backlog()
+    );
+}
+
+/// Asks to create a workspace with these credentials, answering the response as it came.
+async fn post_workspace(app: &TestApp, sid: &str, secret: &str, name: &str) -> reqwest::Response {
+    app.client
+        .post(app.path("/v1/Workspaces"))
+        .basic_auth(sid, Some(secret))
+        .form(&[("FriendlyName", name)])
+        .send()
+        .await
+        .expect("post")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,11 +68,11 @@ async fn writes_past_the_backlog_limit_are_turned_away_and_accepted_ones_all_lan
             .send();
         sent.push(tokio::spawn(request));
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if backlog(&app).await >= 2 {
+        if app.writer_backlog() >= 2 {
             break;
         }
     }
-    assert!(backlog(&app).await >= 2, "writes did not pile up");
+    assert!(app.writer_backlog() >= 2, "writes did not pile up");
 
     let (status, body) = app
         .post_form(
@@ -68,14 +89,7 @@ async fn writes_past_the_backlog_limit_are_turned_away_and_accepted_ones_all_lan
             .is_some_and(|m| m.contains("max_waiting_changes")),
         "{body}"
     );
-    let response = app
-        .client
-        .post(app.path("/v1/Workspaces"))
-        .basic_auth(&tenant.sid, Some(&tenant.token))
-        .form(&[("FriendlyName", "turned away too")])
-        .send()
-        .await
-        .expect("post");
+    let response = post_workspace(&app, &tenant.sid, &tenant.token, "turned away too").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         response
@@ -177,26 +191,10 @@ async fn one_account_flooding_writes_is_capped_and_the_others_go_on() {
     let first = create_workspace(&app, &flood, "first");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let second = create_workspace(&app, &flood, "second");
-    for _ in 0..100 {
-        if backlog(&app).await >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        backlog(&app).await >= 1,
-        "the two writes did not reach the writer"
-    );
+    wait_for_backlog(&app, 1, "the two writes did not reach the writer").await;
 
     // A third is turned away at once, changing nothing; the account's reads go on.
-    let response = app
-        .client
-        .post(app.path("/v1/Workspaces"))
-        .basic_auth(&flood.sid, Some(&flood.token))
-        .form(&[("FriendlyName", "third")])
-        .send()
-        .await
-        .expect("post");
+    let response = post_workspace(&app, &flood.sid, &flood.token, "third").await;
     let status = response.status();
     let retry = response.headers().get("retry-after").cloned();
     let body: serde_json::Value = response.json().await.expect("an error body");
@@ -212,29 +210,13 @@ async fn one_account_flooding_writes_is_capped_and_the_others_go_on() {
     let (status, _) = app.get(&flood, "/v1/Workspaces").await;
     assert_eq!(status, StatusCode::OK);
     // Wrong credentials are still a 401 with its challenge, not a count against anyone.
-    let response = app
-        .client
-        .post(app.path("/v1/Workspaces"))
-        .basic_auth(&flood.sid, Some("wrong"))
-        .form(&[("FriendlyName", "forged")])
-        .send()
-        .await
-        .expect("post");
+    let response = post_workspace(&app, &flood.sid, "wrong", "forged").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(response.headers().contains_key("www-authenticate"));
 
     // Another account's write is taken: it waits for the database like any other.
     let other = create_workspace(&app, &quiet, "quiet");
-    for _ in 0..100 {
-        if backlog(&app).await >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        backlog(&app).await >= 2,
-        "the other account's write was not taken"
-    );
+    wait_for_backlog(&app, 2, "the other account's write was not taken").await;
 
     // The database catches up: every write taken lands, and the account has its share back.
     lock.release().await;
