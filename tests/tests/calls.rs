@@ -785,6 +785,40 @@ async fn dial_number_rings_the_sim_callee_and_reports_to_the_action() {
         .nth(1)
         .expect("second dial action");
     assert_eq!(busy.param("DialCallStatus"), Some("busy"));
+
+    // Dialled legs hung up through the API: one while it rings, one bridged. Each answer shows
+    // the leg's end at once.
+    for answered in [false, true] {
+        let call = app
+            .place_call(&tenant, "+14155550199", "+14155550170")
+            .await;
+        let timeline = app
+            .wait_for(&tenant, &call, |t| has_experience(t, "dialing"))
+            .await;
+        let leg = timeline["timeline"]
+            .as_array()
+            .and_then(|e| e.iter().find(|e| e["type"] == "dialing").cloned())
+            .and_then(|e| e["call_sid"].as_str().map(str::to_string))
+            .expect("dialled leg");
+        app.wait_for(&tenant, &leg, |t| t["status"] == "ringing")
+            .await;
+        if answered {
+            app.sim(&tenant, &leg, "Answer", &[]).await;
+            app.wait_for(&tenant, &call, |t| has_experience(t, "bridged"))
+                .await;
+        }
+        let path = app.account_path(&tenant, &format!("Calls/{leg}.json"));
+        let (status, body) = app
+            .post_form(&tenant, &path, &[("Status", "completed")])
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let ended = if answered { "completed" } else { "canceled" };
+        assert_eq!(body["status"], ended, "{body}");
+        assert_eq!(body["ended_by"], "api");
+        app.wait_ended(&tenant, &call).await;
+        let (_, stored) = app.get(&tenant, &path).await;
+        assert_eq!(stored["status"], ended, "{stored}");
+    }
     app.shutdown().await;
 }
 

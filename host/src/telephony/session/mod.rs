@@ -1364,6 +1364,12 @@ impl Session {
                     busy += 1;
                     self.set_status(leg, CallStatus::Busy, Some(Party::Callee));
                 }
+                Action::Hangup(Party::Api) => {
+                    // Canceled through the API: the leg is over now, whatever the others do.
+                    declined += 1;
+                    self.set_status(leg, CallStatus::Canceled, Some(Party::Api));
+                    self.core.unregister(&leg.sid());
+                }
                 Action::Reject | Action::Hangup(_) => {
                     declined += 1;
                     self.set_status(leg, CallStatus::NoAnswer, Some(Party::Callee));
@@ -1398,8 +1404,9 @@ impl Session {
             match self.wait(Some(left)).await {
                 Wake::Elapsed => break (Party::System, None),
                 Wake::Command(command) if command.call_sid == record.sid => {
-                    if let Action::Hangup(_) = command.action {
-                        break (Party::Callee, None);
+                    if let Action::Hangup(by) = command.action {
+                        let ender = if by == Party::Api { by } else { Party::Callee };
+                        break (ender, None);
                     }
                 }
                 Wake::Command(command) => {
