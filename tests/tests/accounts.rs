@@ -15,7 +15,17 @@ async fn credentials_are_required_and_checked() {
         .await
         .expect("get");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert!(response.headers().contains_key("www-authenticate"));
+    let challenge = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(
+        challenge(&response).as_deref(),
+        Some("Basic realm=\"switchboard\"")
+    );
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["code"], 20003);
 
@@ -45,6 +55,11 @@ async fn credentials_are_required_and_checked() {
         .await
         .expect("post");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenge(&response).as_deref(),
+        Some("Bearer realm=\"switchboard\""),
+        "the operator's scheme"
+    );
 
     let (status, me) = app
         .get(&tenant, &format!("/v1/Accounts/{}", tenant.sid))

@@ -25,17 +25,23 @@ pub struct Operator;
 /// reference. Taken after the request authenticated.
 pub struct AuthTokenOnly;
 
-/// A 401 that also tells HTTP clients which scheme to use.
-pub struct Unauthorized(ApiError);
+/// A refused request; a 401 also tells HTTP clients which scheme to use (`challenge`).
+pub struct Unauthorized {
+    error: ApiError,
+    challenge: &'static str,
+}
+
+const TENANT_CHALLENGE: &str = "Basic realm=\"switchboard\"";
+const OPERATOR_CHALLENGE: &str = "Bearer realm=\"switchboard\"";
 
 impl IntoResponse for Unauthorized {
     fn into_response(self) -> Response {
-        let challenge = self.0.code == Code::AuthenticationRequired;
-        let mut response = self.0.into_response();
+        let challenge = self.error.code == Code::AuthenticationRequired;
+        let mut response = self.error.into_response();
         if challenge {
             response.headers_mut().insert(
                 WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Basic realm=\"switchboard\""),
+                axum::http::HeaderValue::from_static(self.challenge),
             );
         }
         response
@@ -44,12 +50,22 @@ impl IntoResponse for Unauthorized {
 
 impl From<ApiError> for Unauthorized {
     fn from(error: ApiError) -> Self {
-        Unauthorized(error)
+        Unauthorized {
+            error,
+            challenge: TENANT_CHALLENGE,
+        }
     }
 }
 
 fn unauthorized(message: &str) -> Unauthorized {
-    Unauthorized(ApiError::new(Code::AuthenticationRequired, message))
+    Unauthorized::from(ApiError::new(Code::AuthenticationRequired, message))
+}
+
+fn operator_unauthorized(message: &str) -> Unauthorized {
+    Unauthorized {
+        error: ApiError::new(Code::AuthenticationRequired, message),
+        challenge: OPERATOR_CHALLENGE,
+    }
 }
 
 fn basic_credentials(parts: &Parts) -> Option<(String, String)> {
@@ -127,14 +143,14 @@ impl FromRequestParts<AppState> for Operator {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Some(token) = bearer_token(&parts.headers) else {
-            return Err(unauthorized(
+            return Err(operator_unauthorized(
                 "Operator authentication required: send `Authorization: Bearer <admin token>`",
             ));
         };
         if bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) {
             Ok(Operator)
         } else {
-            Err(unauthorized(
+            Err(operator_unauthorized(
                 "Operator authentication failed: the admin token is wrong",
             ))
         }
