@@ -706,6 +706,23 @@ async fn a_caller_hanging_up_mid_gather_leaves_nothing_behind() {
     app.shutdown().await;
 }
 
+/// Places a call to +14155550170, whose application dials out, and answers the sids of the call
+/// and of its dialled leg once the leg rings.
+async fn ringing_leg(app: &TestApp, tenant: &Tenant) -> (String, String) {
+    let call = app.place_call(tenant, "+14155550199", "+14155550170").await;
+    let timeline = app
+        .wait_for(tenant, &call, |t| has_experience(t, "dialing"))
+        .await;
+    let leg = timeline["timeline"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["type"] == "dialing").cloned())
+        .and_then(|e| e["call_sid"].as_str().map(str::to_string))
+        .expect("dialled leg");
+    app.wait_for(tenant, &leg, |t| t["status"] == "ringing")
+        .await;
+    (call, leg)
+}
+
 #[tokio::test]
 async fn dial_number_rings_the_sim_callee_and_reports_to_the_action() {
     let web = HttpApp::start(vec![
@@ -722,19 +739,7 @@ async fn dial_number_rings_the_sim_callee_and_reports_to_the_action() {
     let tenant = app.tenant().await;
     app.buy_number(&tenant, "+14155550170", &[("VoiceUrl", &web.url("/dial"))])
         .await;
-    let call = app
-        .place_call(&tenant, "+14155550199", "+14155550170")
-        .await;
-    let timeline = app
-        .wait_for(&tenant, &call, |t| has_experience(t, "dialing"))
-        .await;
-    let leg = timeline["timeline"]
-        .as_array()
-        .and_then(|e| e.iter().find(|e| e["type"] == "dialing").cloned())
-        .and_then(|e| e["call_sid"].as_str().map(str::to_string))
-        .expect("dialled leg");
-    app.wait_for(&tenant, &leg, |t| t["status"] == "ringing")
-        .await;
+    let (call, leg) = ringing_leg(&app, &tenant).await;
     app.sim(&tenant, &leg, "Answer", &[]).await;
     app.wait_for(&tenant, &call, |t| has_experience(t, "bridged"))
         .await;
@@ -763,19 +768,7 @@ async fn dial_number_rings_the_sim_callee_and_reports_to_the_action() {
     assert_eq!(child["ended_by"], "callee");
 
     // A second call whose dialled party is busy.
-    let call = app
-        .place_call(&tenant, "+14155550199", "+14155550170")
-        .await;
-    let timeline = app
-        .wait_for(&tenant, &call, |t| has_experience(t, "dialing"))
-        .await;
-    let leg = timeline["timeline"]
-        .as_array()
-        .and_then(|e| e.iter().find(|e| e["type"] == "dialing").cloned())
-        .and_then(|e| e["call_sid"].as_str().map(str::to_string))
-        .expect("dialled leg");
-    app.wait_for(&tenant, &leg, |t| t["status"] == "ringing")
-        .await;
+    let (call, leg) = ringing_leg(&app, &tenant).await;
     app.sim(&tenant, &leg, "Busy", &[]).await;
     app.wait_ended(&tenant, &call).await;
     let busy = web
@@ -789,19 +782,7 @@ async fn dial_number_rings_the_sim_callee_and_reports_to_the_action() {
     // Dialled legs hung up through the API: one while it rings, one bridged. Each answer shows
     // the leg's end at once.
     for answered in [false, true] {
-        let call = app
-            .place_call(&tenant, "+14155550199", "+14155550170")
-            .await;
-        let timeline = app
-            .wait_for(&tenant, &call, |t| has_experience(t, "dialing"))
-            .await;
-        let leg = timeline["timeline"]
-            .as_array()
-            .and_then(|e| e.iter().find(|e| e["type"] == "dialing").cloned())
-            .and_then(|e| e["call_sid"].as_str().map(str::to_string))
-            .expect("dialled leg");
-        app.wait_for(&tenant, &leg, |t| t["status"] == "ringing")
-            .await;
+        let (call, leg) = ringing_leg(&app, &tenant).await;
         if answered {
             app.sim(&tenant, &leg, "Answer", &[]).await;
             app.wait_for(&tenant, &call, |t| has_experience(t, "bridged"))
